@@ -1,0 +1,232 @@
+"""Planning the read of a text corpus from Parquet footers (and JSONL heads), before any work.
+
+:func:`plan_inputs` finds the files, reads only what it must (Parquet footers; the first lines
+of a JSONL file), checks that the columns a job needs are there, and splits the work into
+units (one Parquet row group, or one JSONL file). Every problem it finds is a
+:class:`InputError` that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tamis.pipelines.files import expand, filesystem
+from tamis.selectors.tokens import estimate_tokens
+
+PARQUET = (".parquet", ".pq")
+JSONL = (".jsonl", ".ndjson", ".json")
+JSONL_SCHEMA_LINES = 1000
+STRING_TYPES = (pa.string(), pa.large_string(), pa.string_view())
+
+
+class InputError(ValueError):
+    """An input that cannot be read as asked: the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str  # as the file system names it
+    rel: str  # relative to the common root of all inputs; ids are hashed from it
+    format: str  # "parquet" | "jsonl"
+    bytes: int
+    rows: int | None  # None for JSONL: unknown until read
+    text_bytes: int | None  # uncompressed bytes of the text column (Parquet)
+    text_is_string: bool = True
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of read work: a Parquet row group or a whole JSONL file."""
+
+    file: int  # index into InputPlan.files
+    index: int  # row group, or 0
+    row_offset: int  # index of the unit's first row in its file
+    rows: int | None
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    files: tuple[InputFile, ...]
+    units: tuple[Unit, ...]
+    schema: pa.Schema  # output columns from the inputs: id and text (strings) first
+    text_column: str
+    id_column: str | None  # present in every file, else None and ids are hashed
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def rows(self) -> int | None:
+        counts = [f.rows for f in self.files]
+        return None if None in counts else sum(counts)
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    def estimated_tokens(self) -> int:
+        """Tokens estimated from footers; a JSONL file counts its whole size as text."""
+        return sum(estimate_tokens(f.text_bytes if f.text_bytes is not None else f.bytes)
+                   for f in self.files)
+
+
+def _format(path: str) -> str:
+    lower = path.lower()
+    if lower.endswith(PARQUET):
+        return "parquet"
+    if lower.endswith(JSONL):
+        return "jsonl"
+    raise InputError(f"{path}: unknown input format (expected {', '.join(PARQUET + JSONL)})")
+
+
+def _parquet_footer(path: str) -> pq.FileMetaData:
+    fs, inner = filesystem(path)
+    try:
+        with fs.open_input_file(inner) as f:
+            return pq.ParquetFile(f).metadata
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def _jsonl_schema(path: str) -> pa.Schema:
+    """Column types from the first lines of a JSONL file (later lines that differ are rejected)."""
+    fs, inner = filesystem(path)
+    rows = []
+    with fs.open_input_stream(inner) as f:
+        reader = _lines(f)
+        for raw in itertools.islice(reader, JSONL_SCHEMA_LINES):
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                rows.append(value)
+    if not rows:
+        return pa.schema([])
+    try:
+        return pa.Table.from_pylist(rows).schema
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(f"{path}: the first lines have columns of mixed types ({exc})") from None
+
+
+def _lines(stream) -> itertools.chain:
+    buffer = b""
+    while chunk := stream.read(1 << 20):
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        yield from (line for line in complete if line.strip())
+    if buffer.strip():
+        yield buffer
+
+
+def plan_inputs(
+    paths: Sequence[str],
+    text_column: str,
+    id_column: str | None = "id",
+    required_columns: Sequence[str] = (),
+    reserved_columns: Sequence[str] = (),
+) -> InputPlan:
+    """Find and check the inputs of a text job; raise :class:`InputError` on the first problem.
+
+    ``required_columns`` must be in every file (a stratification column, say);
+    ``reserved_columns`` are columns the job adds and an input must not already have.
+    """
+    if id_column is not None and id_column != "id":
+        reserved_columns = [*reserved_columns, "id"]
+    if not paths:
+        raise InputError("no input given: set 'inputs' to one or more files, folders or globs")
+    found: list[tuple[str, str]] = []
+    for p in paths:
+        try:
+            root, files = expand(p, PARQUET + JSONL)
+        except FileNotFoundError as exc:
+            raise InputError(str(exc)) from None
+        found.extend((root, f) for f in files)
+    common = posixpath.commonpath([r for r, _ in found]) if len(found) else "."
+    files, schemas, units, warnings, seen = [], [], [], [], set()
+    for _root, path in found:
+        if path in seen:
+            continue
+        seen.add(path)
+        fmt = _format(path)
+        fs, inner = filesystem(path)
+        size = fs.get_file_info(inner).size
+        rel = posixpath.relpath(path, common) if "://" not in path else path[len(common) :]
+        if fmt == "parquet":
+            meta = _parquet_footer(path)
+            schema = meta.schema.to_arrow_schema()
+        else:
+            meta, schema = None, _jsonl_schema(path)
+        _check_columns(path, schema, text_column, required_columns, reserved_columns, fmt)
+        text_ok = fmt == "jsonl" or schema.field(text_column).type in STRING_TYPES
+        if not text_ok:
+            warnings.append(
+                f"{path}: column '{text_column}' is {schema.field(text_column).type}, not text: "
+                f"its rows will be rejected as non_string_text"
+            )
+        index = len(files)
+        if meta is not None:
+            col = schema.get_field_index(text_column)
+            offset, text_bytes = 0, 0
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                units.append(Unit(index, g, offset, group.num_rows))
+                offset += group.num_rows
+                text_bytes += _column_bytes(group, text_column, col)
+            files.append(InputFile(path, rel, fmt, size, meta.num_rows, text_bytes, text_ok))
+        else:
+            units.append(Unit(index, 0, 0, None))
+            files.append(InputFile(path, rel, fmt, size, None, None, text_ok))
+        schemas.append(schema)
+    has_id = id_column is not None and all(id_column in s.names for s in schemas)
+    if id_column is not None and not has_id and any(id_column in s.names for s in schemas):
+        missing = next(f.path for f, s in zip(files, schemas, strict=True)
+                       if id_column not in s.names)
+        raise InputError(f"{missing}: no column '{id_column}' while other inputs have one; "
+                         f"give every input ids, or none (they are then hashed from path and row)")
+    schema = _unify(files, schemas, text_column)
+    return InputPlan(tuple(files), tuple(units), schema, text_column,
+                     id_column if has_id else None, tuple(warnings))
+
+
+def _column_bytes(group: pq.RowGroupMetaData, name: str, index: int) -> int:
+    total = 0
+    for c in range(group.num_columns):
+        column = group.column(c)
+        if column.path_in_schema == name or column.path_in_schema.startswith(name + "."):
+            total += column.total_uncompressed_size
+    return total
+
+
+def _check_columns(path, schema, text_column, required, reserved, fmt) -> None:
+    names = schema.names
+    for column in [text_column, *required]:
+        if column not in names:
+            if fmt == "jsonl" and not names:
+                raise InputError(f"{path}: no JSON object in its first lines")
+            raise InputError(f"{path}: no column '{column}' (columns: {', '.join(names)})")
+    for column in reserved:
+        if column in names:
+            raise InputError(f"{path}: has a column '{column}', which this job writes; "
+                             f"rename it in the input")
+
+
+def _unify(files, schemas, text_column) -> pa.Schema:
+    """One output schema: ``id`` and the text first, then the other columns in order of first
+    appearance, their types promoted across files."""
+    others = []
+    for schema in schemas:
+        keep = [f for f in schema if f.name not in (text_column, "id")]
+        others.append(pa.schema(keep))
+    try:
+        merged = pa.unify_schemas(others, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(f"inputs disagree on a column's type ({exc}); files: "
+                         f"{', '.join(os.path.basename(f.path) for f in files[:5])}") from None
+    head = [pa.field("id", pa.string(), nullable=False), pa.field(text_column, pa.string())]
+    return pa.schema(head + list(merged))

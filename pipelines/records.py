@@ -1,0 +1,169 @@
+"""Reading one unit of input into clean records and rejects, as Arrow tables.
+
+Every input row comes out exactly once: in the records (all output columns, plus
+``n_tokens`` and the internal locator columns ``__src``/``__row``) or in the rejects (with the
+field at fault and a reason). Nothing here imports Beam.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tamis.pipelines.files import filesystem
+from tamis.pipelines.inputs import InputFile, InputPlan, Unit
+from tamis.selectors.tokens import count_tokens
+
+SRC, ROW = "__src", "__row"
+
+REJECTS_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string()),  # input file, relative to the inputs' root
+        pa.field("row", pa.int64()),  # row (Parquet) or line (JSONL) index, from 0
+        pa.field("id", pa.string()),
+        pa.field("field", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("record", pa.string()),  # the row as JSON, or the raw line
+    ]
+)
+
+
+def hashed_ids(rel: str, rows: np.ndarray) -> list[str]:
+    """Stable ids for rows without one: 128-bit BLAKE2b of (relative path, row index), hex."""
+    prefix = rel.encode() + b"\x00"
+    return [hashlib.blake2b(prefix + str(r).encode(), digest_size=16).hexdigest() for r in rows]
+
+
+def read_unit(plan: InputPlan, unit: Unit) -> tuple[pa.Table, pa.Table]:
+    """The records and the rejects of one unit."""
+    f = plan.files[unit.file]
+    if f.format == "parquet":
+        fs, inner = filesystem(f.path)
+        with fs.open_input_file(inner) as handle:
+            table = pq.ParquetFile(handle).read_row_group(unit.index)
+        rows = np.arange(unit.row_offset, unit.row_offset + table.num_rows, dtype=np.int64)
+        return _clean(plan, unit.file, table, rows, pre_rejected=[])
+    return _read_jsonl(plan, unit.file)
+
+
+def _clean(plan: InputPlan, src: int, table: pa.Table, rows: np.ndarray,
+           pre_rejected: list[dict]) -> tuple[pa.Table, pa.Table]:
+    f = plan.files[src]
+    ids = _ids(plan, f, table, rows)
+    reasons: list[tuple[str, str] | None] = [None] * table.num_rows
+    if plan.id_column is not None:
+        _mark(reasons, pc.is_null(ids), plan.id_column, "null_id")
+    text = table.column(plan.text_column)
+    if not f.text_is_string:
+        _mark(reasons, pa.array([True] * table.num_rows), plan.text_column, "non_string_text")
+    else:
+        text = text.cast(pa.string())
+        _mark(reasons, pc.is_null(text), plan.text_column, "null_text")
+        blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+        _mark(reasons, pc.fill_null(blank, False), plan.text_column, "empty_text")
+    bad = np.array([r is not None for r in reasons], dtype=bool)
+    rejects = _rejects(f, table, rows, ids, reasons, bad) if bad.any() else []
+    good = pa.array(~bad)
+    columns = {"id": pc.filter(ids, good), plan.text_column: pc.filter(text, good)}
+    kept = table.filter(good)
+    for fld in plan.schema:
+        if fld.name in columns:
+            continue
+        if fld.name in kept.column_names:
+            columns[fld.name] = kept.column(fld.name).cast(fld.type)
+        else:
+            columns[fld.name] = pa.nulls(kept.num_rows, fld.type)
+    out = pa.Table.from_pydict(columns, schema=plan.schema)
+    out = out.append_column("n_tokens", pa.array(count_tokens(out.column(plan.text_column))))
+    out = out.append_column(SRC, pa.array(np.full(out.num_rows, src, dtype=np.int32)))
+    out = out.append_column(ROW, pa.array(rows[~bad]))
+    return out, pa.Table.from_pylist(pre_rejected + rejects, schema=REJECTS_SCHEMA)
+
+
+def _ids(plan: InputPlan, f: InputFile, table: pa.Table, rows: np.ndarray) -> pa.ChunkedArray:
+    if plan.id_column is None:
+        return pa.chunked_array([pa.array(hashed_ids(f.rel, rows), pa.string())])
+    column = table.column(plan.id_column)
+    return column.cast(pa.string()) if column.type != pa.string() else column
+
+
+def _mark(reasons: list, mask, field: str, reason: str) -> None:
+    """Record ``reason`` for rows where ``mask`` holds; the first reason found stays."""
+    for i in np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)):
+        if reasons[i] is None:
+            reasons[i] = (field, reason)
+
+
+def _rejects(f, table, rows, ids, reasons, bad) -> list[dict]:
+    index = np.flatnonzero(bad)
+    picked = table.take(pa.array(index)).to_pylist()
+    id_values = ids.take(pa.array(index)).to_pylist()
+    return [
+        {"source": f.rel, "row": int(rows[i]), "id": rid, "field": reasons[i][0],
+         "reason": reasons[i][1], "record": json.dumps(rec, default=str, ensure_ascii=False)}
+        for i, rid, rec in zip(index, id_values, picked, strict=True)
+    ]
+
+
+def _read_jsonl(plan: InputPlan, src: int) -> tuple[pa.Table, pa.Table]:
+    """Parse a JSONL file line by line: a line that is not a JSON object is rejected."""
+    f = plan.files[src]
+    fs, inner = filesystem(f.path)
+    with fs.open_input_stream(inner) as stream:
+        data = stream.read()
+    good: list[dict] = []
+    rows: list[int] = []
+    rejected: list[dict] = []
+    types = {fld.name: fld.type for fld in plan.schema if fld.name != "id"}
+    if plan.id_column is not None:
+        types[plan.id_column] = pa.string()
+    types[plan.text_column] = pa.string()
+    for index, raw in _numbered_lines(data):
+        value, field, reason = _parse_line(raw, plan.text_column, types)
+        if reason is not None:
+            rid = value.get(plan.id_column) if isinstance(value, dict) and plan.id_column else None
+            rejected.append({"source": f.rel, "row": index, "id": None if rid is None else str(rid),
+                             "field": field, "reason": reason,
+                             "record": raw.decode("utf-8", errors="replace")})
+            continue
+        good.append(value)
+        rows.append(index)
+    names = [n for n in types if any(n in g for g in good)] or [plan.text_column]
+    schema = pa.schema([pa.field(n, types[n]) for n in names])
+    table = pa.Table.from_pylist([{n: g.get(n) for n in names} for g in good], schema=schema)
+    return _clean(plan, src, table, np.asarray(rows, dtype=np.int64), rejected)
+
+
+def _numbered_lines(data: bytes) -> Iterable[tuple[int, bytes]]:
+    for index, line in enumerate(data.split(b"\n")):
+        if line.strip():
+            yield index, line
+
+
+def _parse_line(raw: bytes, text_column: str, types: dict) -> tuple[object, str | None, str | None]:
+    """``(value, field, reason)``: reason is None when the line is a usable record."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, None, "invalid_utf8"
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None, None, "invalid_json"
+    if not isinstance(value, dict):
+        return value, None, "not_an_object"
+    text = value.get(text_column)
+    if text is not None and not isinstance(text, str):
+        return value, text_column, "non_string_text"
+    for name, typ in types.items():
+        if value.get(name) is not None and name != text_column:
+            try:
+                pa.array([value[name]], type=typ)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                return value, name, "bad_value"
+    return value, None, None

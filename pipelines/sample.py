@@ -1,0 +1,321 @@
+"""The ``sample`` job: uniform sampling without replacement to a row or token budget.
+
+Read ─► Key (seed, id) ─► Histogram ─► Fit cut-offs ─► Boundary ─► Select ─► Write shards
+                                                                     └────► Write manifest
+
+Two passes over the records (histogram, then select), and one over the few rows of each
+stratum's cut-off bin; memory holds histograms, never the corpus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam.metrics import Metrics
+from tamis.pipelines import manifest as mf
+from tamis.pipelines.inputs import InputPlan
+from tamis.pipelines.records import ROW, SRC
+from tamis.pipelines.stages import (
+    NAMESPACE,
+    ChecksumInputs,
+    ReadRecords,
+    WriteManifest,
+    WriteRejects,
+    WriteShards,
+    sum_tally,
+)
+from tamis.selectors.sampling import UniformSampler, select_boundary, stratum_weights
+
+KEY, STRATUM = "__key", "__stratum"
+ALL = "all"
+NULL_STRATUM = "__null__"
+ADDED_COLUMNS = ("n_tokens", "weight", "n_samples")
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    out_dir: str
+    budget: int
+    unit: str = "rows"  # rows | tokens
+    seed: int = 0
+    stratify_by: str | None = None
+    allocation: str = "proportional"
+    num_shards: int = 1
+    bin_bits: int = 12
+
+    def sampler(self) -> UniformSampler:
+        return UniformSampler(self.budget, self.unit, self.seed, self.allocation, self.bin_bits)
+
+
+def output_schema(plan: InputPlan) -> pa.Schema:
+    return (plan.schema.append(pa.field("n_tokens", pa.int64()))
+            .append(pa.field("weight", pa.float64()))
+            .append(pa.field("n_samples", pa.int64())))
+
+
+def _add_keys(table: pa.Table, spec: SampleSpec) -> pa.Table:
+    keys = spec.sampler().keys(table.column("id").to_pylist())
+    table = table.append_column(KEY, pa.array(keys, pa.uint64()))
+    if spec.stratify_by is None:
+        strata = pa.array([ALL] * table.num_rows, pa.string())
+    else:
+        strata = pc.fill_null(table.column(spec.stratify_by).cast(pa.string()), NULL_STRATUM)
+    return table.append_column(STRATUM, strata)
+
+
+def _histograms(table: pa.Table, spec: SampleSpec) -> dict:
+    sampler = spec.sampler()
+    keys = table.column(KEY).to_numpy()
+    tokens = table.column("n_tokens").to_numpy()
+    strata = np.asarray(table.column(STRATUM).to_pylist(), dtype=object)
+    return {s: sampler.histogram(keys[strata == s], tokens[strata == s]) for s in set(strata)}
+
+
+class _SumHistograms(beam.CombineFn):
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, item):
+        for stratum, hist in item.items():
+            acc[stratum] = acc[stratum] + hist if stratum in acc else hist.copy()
+        return acc
+
+    def merge_accumulators(self, accs):
+        out: dict = {}
+        for acc in accs:
+            self.add_input(out, acc)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _fit(histograms: dict, spec: SampleSpec) -> UniformSampler:
+    return spec.sampler().fit(histograms)
+
+
+def _boundary_rows(table: pa.Table, sampler: UniformSampler):
+    """Rows in their stratum's cut-off bin: ``(stratum, (key, id, src, row), tokens)``."""
+    bins = table.column(KEY).to_numpy() >> np.uint64(64 - sampler.bin_bits)
+    strata = table.column(STRATUM).to_pylist()
+    cut = np.array([sampler.cutoffs_[s].bin for s in strata], dtype=np.int64)
+    hit = np.flatnonzero(bins.astype(np.int64) == cut)
+    if hit.size == 0:
+        return
+    part = table.take(pa.array(hit))
+    yield from (
+        (s, (int(k), i, int(src), int(r)), int(t))
+        for s, k, i, src, r, t in zip(
+            part.column(STRATUM).to_pylist(), part.column(KEY).to_pylist(),
+            part.column("id").to_pylist(), part.column(SRC).to_pylist(),
+            part.column(ROW).to_pylist(), part.column("n_tokens").to_pylist(), strict=True)
+    )
+
+
+def _resolve(candidates: list, sampler: UniformSampler) -> dict:
+    """Which cut-off rows are taken, what each stratum got, and each stratum's weight.
+
+    Returns ``taken`` ({stratum: {(src, row)}}), ``selected`` (rows and tokens per stratum,
+    in ``sampler.strata_`` order) and ``weights`` (per stratum, same order).
+    """
+    by_stratum: dict[str, list] = {s: [] for s in sampler.strata_}
+    for stratum, locator, tokens in candidates:
+        by_stratum[stratum].append((locator, tokens))
+    taken: dict[str, set] = {}
+    selected = np.zeros((len(sampler.strata_), 2), dtype=np.int64)
+    for i, s in enumerate(sampler.strata_):
+        rows = by_stratum[s]
+        cut = sampler.cutoffs_[s]
+        amounts = [t for _, t in rows] if sampler.unit == "tokens" else [1] * len(rows)
+        mask = select_boundary([loc for loc, _ in rows], amounts, cut.remaining)
+        chosen = [(loc, t) for (loc, t), m in zip(rows, mask, strict=True) if m]
+        taken[s] = {(loc[2], loc[3]) for loc, _ in chosen}
+        before = sampler.histograms_[i, :, : cut.bin].sum(axis=1)
+        selected[i] = before + np.array([len(chosen), sum(t for _, t in chosen)])
+    unit = 0 if sampler.unit == "rows" else 1
+    pool = sampler.histograms_[:, unit, :].sum(axis=1)
+    weights = stratum_weights(pool, selected[:, unit]) if len(pool) else np.zeros(0)
+    return {"taken": taken, "selected": selected.tolist(), "weights": weights.tolist()}
+
+
+class _Select(beam.DoFn):
+    def __init__(self, spec: SampleSpec) -> None:
+        self._spec = spec
+
+    def setup(self) -> None:
+        self._kept = Metrics.counter(NAMESPACE, "rows_kept")
+        self._dropped = Metrics.counter(NAMESPACE, "rows_dropped_not_sampled")
+
+    def process(self, table: pa.Table, sampler: UniformSampler, resolved: dict):
+        strata = table.column(STRATUM).to_pylist()
+        index = {s: i for i, s in enumerate(sampler.strata_)}
+        rows_of = [index[s] for s in strata]
+        cut = np.array([sampler.cutoffs_[s].bin for s in strata], dtype=np.int64)
+        keys = table.column(KEY).to_numpy()
+        bins = (keys >> np.uint64(64 - sampler.bin_bits)).astype(np.int64)
+        keep = bins < cut
+        src, row = table.column(SRC).to_numpy(), table.column(ROW).to_numpy()
+        for i in np.flatnonzero(bins == cut):
+            keep[i] = (int(src[i]), int(row[i])) in resolved["taken"][strata[i]]
+        weights = resolved["weights"]
+        tokens = table.column("n_tokens").to_numpy()
+        self._kept.inc(int(keep.sum()))
+        self._dropped.inc(int((~keep).sum()))
+        yield beam.pvalue.TaggedOutput(
+            "tally", ("dropped", "not_sampled", int((~keep).sum()), int(tokens[~keep].sum())))
+        for f in np.unique(src):
+            mine = keep & (src == f)
+            yield beam.pvalue.TaggedOutput(
+                "tally", ("source", int(f), int(mine.sum()), int(tokens[mine].sum())))
+        if not keep.any():
+            return
+        kept = table.filter(pa.array(keep))
+        w = np.array([weights[rows_of[i]] for i in np.flatnonzero(keep)], dtype=np.float64)
+        kept = kept.append_column("weight", pa.array(w))
+        kept = kept.append_column("n_samples", pa.array(np.ones(kept.num_rows, np.int64)))
+        shard = (kept.column(KEY).to_numpy() & np.uint64(0xFFFFFFFF)) % np.uint64(
+            self._spec.num_shards)
+        for s in np.unique(shard):
+            yield int(s), kept.filter(pa.array(shard == s))
+
+
+class SampleUniform(beam.PTransform):
+    """Records (Arrow tables) → ``{"kept": (shard, table), "tally": ..., "sampler": ...,
+    "resolved": ...}``: a uniform sample without replacement, per stratum, to a budget."""
+
+    def __init__(self, spec: SampleSpec) -> None:
+        super().__init__()
+        spec.sampler()  # fails early on a bad unit or allocation when fitted; checked here too
+        if spec.unit not in ("rows", "tokens"):
+            raise ValueError(f"unit must be 'rows' or 'tokens', got {spec.unit!r}")
+        if spec.budget <= 0:
+            raise ValueError(f"budget must be positive, got {spec.budget}")
+        self._spec = spec
+
+    def expand(self, records):
+        spec = self._spec
+        keyed = records | "Key" >> beam.Map(_add_keys, spec)
+        sampler = (
+            keyed
+            | "Histogram" >> beam.Map(_histograms, spec)
+            | "SumHistograms" >> beam.CombineGlobally(_SumHistograms())
+            | "Fit" >> beam.Map(_fit, spec)
+        )
+        fitted = beam.pvalue.AsSingleton(sampler)
+        resolved = (
+            keyed
+            | "Boundary" >> beam.FlatMap(_boundary_rows, fitted)
+            | "CollectBoundary" >> beam.combiners.ToList()
+            | "Resolve" >> beam.Map(_resolve, fitted)
+        )
+        out = keyed | "Select" >> beam.ParDo(
+            _Select(spec), fitted, beam.pvalue.AsSingleton(resolved)).with_outputs(
+            "tally", main="kept")
+        return {"kept": out.kept, "tally": out.tally, "sampler": sampler, "resolved": resolved}
+
+
+def build(pipeline: beam.Pipeline, plan: InputPlan, spec: SampleSpec, header: dict) -> None:
+    """Add the whole ``sample`` job to ``pipeline``; ``header`` opens the manifest (job,
+    config, config_hash, seed, warnings)."""
+    read = pipeline | "ReadRecords" >> ReadRecords(plan)
+    sample = read["records"] | "SampleUniform" >> SampleUniform(spec)
+    shards = sample["kept"] | "WriteShards" >> WriteShards(
+        spec.out_dir, output_schema(plan), spec.num_shards, [KEY, "id", SRC, ROW])
+    rejects = read["rejects"] | "WriteRejects" >> WriteRejects(spec.out_dir)
+    checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
+    sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
+             "rejects": rejects, "tally": sample["tally"], "sampler": sample["sampler"],
+             "resolved": sample["resolved"]}
+    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _ManifestBuilder(plan, spec, header))
+
+
+class _ManifestBuilder:
+    """Assembles the manifest from what the stages report (a picklable callable)."""
+
+    def __init__(self, plan: InputPlan, spec: SampleSpec, header: dict) -> None:
+        self.plan, self.spec, self.header = plan, spec, header
+
+    def __call__(self, checksums, rows_in, shards, rejects, tally, sampler, resolved) -> dict:
+        plan, spec = self.plan, self.spec
+        sampler, resolved = sampler[0], resolved[0]
+        sums = sum_tally(tally)
+        rows_per_file = [0] * len(plan.files)
+        for f, n in rows_in:
+            rows_per_file[f] += n
+        sha = dict(checksums)
+        shards = sorted(shards, key=lambda e: e["path"])
+        rejects = sorted(rejects, key=lambda e: e["path"])
+        rejected: dict[str, int] = {}
+        for entry in rejects:
+            for reason, n in entry.pop("reasons").items():
+                rejected[reason] = rejected.get(reason, 0) + n
+        dropped = {k: v[0] for k, v in sums.get("dropped", {}).items() if v[0]}
+        kept = sum(e["rows"] for e in shards)
+        inputs = [
+            {"path": f.path, "rel": f.rel, "format": f.format, "bytes": f.bytes,
+             "rows": rows_per_file[i], "sha256": sha[i]}
+            for i, f in enumerate(plan.files)
+        ]
+        by_source = sums.get("source", {})
+        mixture = {
+            "by_source": {
+                f.rel: {"rows_in": rows_per_file[i], "rows_kept": by_source.get(i, [0, 0])[0],
+                        "tokens_kept": by_source.get(i, [0, 0])[1]}
+                for i, f in enumerate(plan.files)
+            },
+            "by_stratum": _strata(sampler, resolved, spec.unit),
+        }
+        tokens = sum(e["tokens"] for e in shards)
+        pool_rows = int(sampler.pool_rows_.sum()) if len(sampler.strata_) else 0
+        pool_tokens = int(sampler.pool_tokens_.sum()) if len(sampler.strata_) else 0
+        pool = pool_rows if spec.unit == "rows" else pool_tokens
+        warnings = list(self.header.get("warnings", []))
+        if spec.budget > pool:
+            warnings.append(f"the budget ({spec.budget} {spec.unit}) exceeds the pool's "
+                            f"{pool} {spec.unit}: every valid row was kept")
+        return {
+            **{k: v for k, v in self.header.items() if k != "warnings"},
+            "schema_version": mf.SCHEMA_VERSION,
+            mf.TIMESTAMP_FIELD: datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": mf.versions(),
+            "inputs": inputs,
+            "outputs": {"shards": shards, "rejects": rejects, "rows": kept, "tokens": tokens,
+                        "schema": [{"name": f.name, "type": str(f.type)}
+                                   for f in output_schema(plan)]},
+            "accounting": {"rows_in": sum(rows_per_file), "rows_kept": kept,
+                           "rows_dropped": dropped, "rows_rejected": rejected},
+            "mixture": mixture,
+            "selector": {"method": "uniform", "unit": spec.unit, "budget": spec.budget,
+                         "allocation": spec.allocation, "stratify_by": spec.stratify_by,
+                         "pool_rows": pool_rows, "pool_tokens": pool_tokens,
+                         "selected_rows": kept, "selected_tokens": tokens,
+                         "max_repetition": 1},
+            "warnings": warnings,
+        }
+
+
+def _strata(sampler: UniformSampler, resolved: dict, unit: str) -> dict:
+    """Per stratum: pool and selected rows and tokens; shares in the budget's unit."""
+    out = {}
+    pool_rows, pool_tokens = sampler.pool_rows_, sampler.pool_tokens_
+    chosen = np.asarray(resolved["selected"], dtype=np.int64).reshape(-1, 2)
+    u = 0 if unit == "rows" else 1
+    pool = pool_rows if u == 0 else pool_tokens
+    for i, s in enumerate(sampler.strata_):
+        out[s] = {
+            "pool_rows": int(pool_rows[i]), "pool_tokens": int(pool_tokens[i]),
+            "selected_rows": int(chosen[i, 0]), "selected_tokens": int(chosen[i, 1]),
+            "pool_share": _share(pool, i), "selected_share": _share(chosen[:, u], i),
+            "weight": resolved["weights"][i],
+        }
+    return out
+
+
+def _share(values: np.ndarray, i: int) -> float:
+    total = float(np.sum(values))
+    return round(float(values[i]) / total, 6) if total else 0.0

@@ -1,0 +1,181 @@
+"""Beam stages every job shares: read records, write shards and rejects, write the manifest.
+
+Elements on the hot path are Arrow tables (one per input row group), not dicts: moving rows
+between worker processes one at a time costs more than the work itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+from tamis.pipelines import manifest as mf
+from tamis.pipelines.files import filesystem, sha256_file
+from tamis.pipelines.inputs import InputPlan
+from tamis.pipelines.records import REJECTS_SCHEMA, read_unit
+from tamis.pipelines.shards import shard_name, write_table
+
+log = logging.getLogger(__name__)
+NAMESPACE = "tamis"
+
+
+class _ReadUnit(beam.DoFn):
+    def __init__(self, plan: InputPlan) -> None:
+        self._plan = plan
+
+    def setup(self) -> None:
+        self._rows = Metrics.counter(NAMESPACE, "rows_read")
+        self._rejected = Metrics.counter(NAMESPACE, "rows_rejected")
+
+    def process(self, index: int):
+        unit = self._plan.units[index]
+        records, rejects = read_unit(self._plan, unit)
+        n_in = records.num_rows + rejects.num_rows
+        self._rows.inc(n_in)
+        self._rejected.inc(rejects.num_rows)
+        yield beam.pvalue.TaggedOutput("rows_in", (unit.file, n_in))
+        if rejects.num_rows:
+            yield beam.pvalue.TaggedOutput("rejects", (unit.file, rejects))
+        if records.num_rows:
+            yield records
+
+
+class ReadRecords(beam.PTransform):
+    """Read every unit of an :class:`InputPlan`.
+
+    Returns a dict of PCollections: ``records`` (Arrow tables), ``rejects`` (``(file,
+    table)``) and ``rows_in`` (``(file, rows)``, one per unit).
+    """
+
+    def __init__(self, plan: InputPlan) -> None:
+        super().__init__()
+        if not plan.units:
+            raise ValueError("the input plan has no unit to read")
+        self._plan = plan
+
+    def expand(self, pbegin):
+        out = (
+            pbegin
+            | "Units" >> beam.Create(list(range(len(self._plan.units))))
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(_ReadUnit(self._plan)).with_outputs(
+                "rejects", "rows_in", main="records")
+        )
+        return {"records": out.records, "rejects": out.rejects, "rows_in": out.rows_in}
+
+
+class ChecksumInputs(beam.PTransform):
+    """``(file index, sha256)`` for every input file, computed in parallel."""
+
+    def __init__(self, plan: InputPlan) -> None:
+        super().__init__()
+        self._paths = [f.path for f in plan.files]
+
+    def expand(self, pbegin):
+        paths = self._paths
+
+        def checksum(index: int) -> tuple[int, str]:
+            fs, inner = filesystem(paths[index])
+            return index, sha256_file(fs, inner)
+
+        return (
+            pbegin
+            | "Files" >> beam.Create(list(range(len(paths))))
+            | "Spread" >> beam.Reshuffle()
+            | "Hash" >> beam.Map(checksum)
+        )
+
+
+class WriteShards(beam.PTransform):
+    """Group ``(shard, table)`` pairs into ``num_shards`` files under ``data/``, each sorted by
+    ``sort_by``; every shard is written, even an empty one. Returns manifest entries."""
+
+    def __init__(self, out_dir: str, schema: pa.Schema, num_shards: int,
+                 sort_by: list[str]) -> None:
+        super().__init__()
+        if num_shards < 1:
+            raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+        self._out_dir, self._schema = out_dir, schema
+        self._num_shards, self._sort_by = num_shards, sort_by
+
+    def expand(self, pairs):
+        out_dir, schema, n, sort_by = self._out_dir, self._schema, self._num_shards, self._sort_by
+
+        def write(item) -> dict:
+            index, tables = item
+            parts = [t for t in tables if t is not None]
+            table = pa.concat_tables(parts) if parts else schema.empty_table()
+            if parts:
+                table = table.sort_by([(c, "ascending") for c in sort_by])
+            return write_table(out_dir, f"{mf.DATA}/{shard_name(index, n)}", table, schema)
+
+        every = pairs.pipeline | "ShardIndex" >> beam.Create([(i, None) for i in range(n)])
+        return (
+            (pairs, every)
+            | "WithEmpty" >> beam.Flatten()
+            | "Group" >> beam.GroupByKey()
+            | "Write" >> beam.Map(write)
+        )
+
+
+class WriteRejects(beam.PTransform):
+    """One rejects shard per input file that had rejected rows, rows in input order.
+    Returns manifest entries, each with its count of rows per ``reasons``."""
+
+    def __init__(self, out_dir: str) -> None:
+        super().__init__()
+        self._out_dir = out_dir
+
+    def expand(self, pairs):
+        out_dir = self._out_dir
+
+        def write(item) -> dict:
+            index, tables = item
+            table = pa.concat_tables(list(tables)).sort_by("row")
+            entry = write_table(out_dir, f"{mf.REJECTS}/part-{index:05d}.parquet", table,
+                                REJECTS_SCHEMA)
+            reasons = table.column("reason").value_counts().to_pylist()
+            entry["reasons"] = {r["values"]: r["counts"] for r in reasons}
+            return entry
+
+        return pairs | "Group" >> beam.GroupByKey() | "Write" >> beam.Map(write)
+
+
+class WriteManifest(beam.PTransform):
+    """Write ``manifest.json`` once every shard is written, from side inputs.
+
+    ``build(**side_inputs)`` returns the manifest dict; the accounting is checked before the
+    file is written, so a job whose counts do not add up fails instead of lying.
+    """
+
+    def __init__(self, out_dir: str, build: Callable[..., dict]) -> None:
+        super().__init__()
+        self._out_dir, self._build = out_dir, build
+
+    def expand(self, side_inputs: dict):
+        out_dir, build = self._out_dir, self._build
+
+        def finish(_, **sides) -> str:
+            manifest = build(**sides)
+            problem = mf.accounting_problem(manifest["accounting"])
+            if problem:
+                raise RuntimeError(f"internal error, rows were lost: {problem}")
+            mf.write_manifest(out_dir, manifest)
+            return out_dir
+
+        sides = {k: beam.pvalue.AsList(v) for k, v in side_inputs.items()}
+        pipeline = next(iter(side_inputs.values())).pipeline
+        return pipeline | "Once" >> beam.Create([None]) | "Write" >> beam.Map(finish, **sides)
+
+
+def sum_tally(items: list[tuple]) -> dict:
+    """Sum ``(kind, key, rows, tokens)`` tallies into ``{kind: {key: [rows, tokens]}}``."""
+    out: dict = {}
+    for kind, key, rows, tokens in items:
+        slot = out.setdefault(kind, {}).setdefault(key, [0, 0])
+        slot[0] += rows
+        slot[1] += tokens
+    return out

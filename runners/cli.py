@@ -1,0 +1,210 @@
+"""The ``tamis`` command: one subcommand per job, plus ``verify``.
+
+    tamis sample CONFIG [--set key=value ...] [--runner local|flink|dataflow] [--workers N]
+                        [--dry-run] [--overwrite] [Beam flags ...]
+    tamis verify OUT_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+logging.getLogger().addHandler(logging.NullHandler())  # Beam's import-time notes stay quiet
+
+import apache_beam as beam  # noqa: E402
+from tamis.pipelines import manifest as mf
+from tamis.pipelines.files import filesystem, join
+from tamis.pipelines.inputs import InputError
+from tamis.runners import config as cfg
+from tamis.runners.jobs import JOBS, Job, Prepared
+from tamis.runners.profiles import RUNNERS, RunnerError, default_workers, pipeline_options
+
+log = logging.getLogger("tamis")
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tamis", description="Curate and select training data.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for job in JOBS.values():
+        p = sub.add_parser(job.name, help=job.help, description=job.help)
+        p.add_argument("config", help="YAML configuration file")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a configuration key (dotted, e.g. budget.rows=1000)")
+        p.add_argument("--runner", choices=RUNNERS, default="local")
+        p.add_argument("--workers", type=int, default=None,
+                       help="local runner: worker processes (default: one per core)")
+        p.add_argument("--dry-run", action="store_true",
+                       help="check and plan from Parquet footers; read no rows, write nothing")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace the outputs of an earlier run in the output folder")
+        p.add_argument("-v", "--verbose", action="store_true", help="show Beam's own logs")
+    v = sub.add_parser("verify", help="check an output folder against its manifest")
+    v.add_argument("out_dir")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, beam_args = parser().parse_known_args(argv)
+    verbose = getattr(args, "verbose", False)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
+    logging.getLogger("apache_beam").setLevel(logging.INFO if verbose else logging.ERROR)
+    logging.getLogger().handlers[0].addFilter(lambda r: verbose or r.name.startswith("tamis"))
+    try:
+        if args.command == "verify":
+            if beam_args:
+                raise UsageError(f"unknown option {beam_args[0]}")
+            return verify(args.out_dir)
+        return run_job(JOBS[args.command], args, beam_args)
+    except (cfg.ConfigError, InputError, RunnerError, UsageError) as exc:
+        print(f"tamis: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def verify(out_dir: str) -> int:
+    try:
+        manifest = mf.verify(out_dir)
+    except mf.VerifyError as exc:
+        print(f"tamis verify: FAILED: {exc}", file=sys.stderr)
+        return 1
+    acc = manifest["accounting"]
+    print(f"{out_dir}: OK: {len(manifest['outputs']['shards'])} shards, "
+          f"{acc['rows_kept']:,} rows kept of {acc['rows_in']:,} "
+          f"(dropped {sum(acc['rows_dropped'].values()):,}, "
+          f"rejected {sum(acc['rows_rejected'].values()):,}); checksums match")
+    return 0
+
+
+def run_job(job: Job, args: argparse.Namespace, beam_args: list[str]) -> int:
+    data = cfg.apply_overrides(cfg.read_yaml(args.config), args.set)
+    config = cfg.load(job.config, data)
+    options = pipeline_options(args.runner, args.workers, beam_args)
+    prepared = job.prepare(config)
+    out = config.output
+    if args.dry_run:
+        pipeline = beam.Pipeline(options=options)
+        job.build(pipeline, prepared)
+        print(dry_run_report(job, args, config, prepared, pipeline))
+        return 0
+    _clear_output(out, args.overwrite)
+    for warning in prepared.plan.warnings:
+        log.warning("warning: %s", warning)
+    workers = args.workers or default_workers()
+    log.info("tamis %s: %d input files, %s rows; runner %s%s", job.name,
+             len(prepared.plan.files), _n(prepared.plan.rows), args.runner,
+             f" ({workers} workers)" if args.runner == "local" else "")
+    start = time.monotonic()
+    with beam.Pipeline(options=options) as pipeline:
+        job.build(pipeline, prepared)
+    manifest = mf.load_manifest(out)
+    acc = manifest["accounting"]
+    log.info("done in %.1fs: kept %s rows (%s tokens) of %s in %d shards; dropped %s; "
+             "rejected %s", time.monotonic() - start, _n(acc["rows_kept"]),
+             _n(manifest["outputs"]["tokens"]), _n(acc["rows_in"]),
+             len(manifest["outputs"]["shards"]), acc["rows_dropped"] or 0,
+             acc["rows_rejected"] or 0)
+    for warning in manifest.get("warnings", []):
+        log.warning("warning: %s", warning)
+    log.info("shards: %s", join(out, mf.DATA))
+    log.info("manifest: %s", join(out, mf.MANIFEST))
+    return 0
+
+
+def _clear_output(out: str, overwrite: bool) -> None:
+    """Refuse to mix two runs' shards in one folder, unless told to replace the old ones."""
+    import pyarrow.fs as pafs
+
+    fs, inner = filesystem(out)
+    info = fs.get_file_info(inner)
+    if info.type == pafs.FileType.NotFound:
+        return
+    if info.type != pafs.FileType.Directory:
+        raise UsageError(f"output {out} exists and is not a folder")
+    entries = fs.get_file_info(pafs.FileSelector(inner))
+    if not entries:
+        return
+    if not overwrite:
+        raise UsageError(f"output folder {out} is not empty; choose another 'output' or pass "
+                         f"--overwrite to replace its shards and manifest")
+    ours = {mf.MANIFEST, mf.DATA, mf.REJECTS}
+    strangers = [e.base_name for e in entries if e.base_name not in ours]
+    if strangers:
+        raise UsageError(f"output folder {out} holds files tamis did not write "
+                         f"({', '.join(sorted(strangers)[:3])}); refusing to overwrite it")
+    for e in entries:
+        if e.type == pafs.FileType.Directory:
+            fs.delete_dir(e.path)
+        else:
+            fs.delete_file(e.path)
+
+
+def dry_run_report(job: Job, args, config, prepared: Prepared, pipeline: beam.Pipeline) -> str:
+    plan, est = prepared.plan, prepared.estimates
+    runner = args.runner
+    if runner == "local":
+        runner += f", {args.workers or default_workers()} worker(s)"
+    lines = [
+        f"tamis {job.name}: dry run (read Parquet footers only; nothing written)",
+        f"config: {args.config} ({cfg.config_hash(config)})",
+        f"runner: {runner}",
+        f"inputs: {len(plan.files)} files, {_n(plan.rows)} rows, {_bytes(plan.bytes)}, "
+        f"~{_n(est['input_tokens_estimated'])} tokens (estimated)",
+    ]
+    for f in plan.files[:20]:
+        groups = sum(1 for u in plan.units if plan.files[u.file] is f)
+        lines.append(f"  {f.rel}  {f.format}  {_n(f.rows)} rows  {_bytes(f.bytes)}  "
+                     f"{groups} unit(s)")
+    if len(plan.files) > 20:
+        lines.append(f"  ... and {len(plan.files) - 20} more")
+    lines += prepared.summary
+    lines.append(
+        f"expected output: ~{_n(est['output_rows_estimated'])} rows, "
+        f"~{_n(est['output_tokens_estimated'])} tokens, ~{_bytes(est['output_bytes_estimated'])}"
+        f" in {est['num_shards']} shard(s) under {join(config.output, mf.DATA)}")
+    for warning in plan.warnings:
+        lines.append(f"warning: {warning}")
+    lines.append("stages:")
+    lines += stage_graph(pipeline)
+    return "\n".join(lines)
+
+
+def stage_graph(pipeline: beam.Pipeline, depth: int = 2) -> list[str]:
+    """The labelled steps of ``pipeline``, composites first, ``depth`` levels deep."""
+    lines: list[str] = []
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def _line(self, node, level: int) -> None:
+            if 1 <= level <= depth:
+                lines.append("  " * level + node.full_label.rsplit("/", 1)[-1])
+
+        def enter_composite_transform(self, node) -> None:
+            self._line(node, node.full_label.count("/") + 1 if node.full_label else 0)
+
+        def visit_transform(self, node) -> None:
+            self._line(node, node.full_label.count("/") + 1)
+
+    pipeline.visit(Visitor())
+    return lines
+
+
+def _n(value) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Typed job configurations, loaded from YAML with ``--set key=value`` overrides.
+
+A configuration is a frozen dataclass. :func:`load` checks every key and type and raises
+:class:`ConfigError` naming the key (with its dotted path) and what is allowed, before any
+work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run: the message names the key and what it allows."""
+
+
+def read_yaml(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, "
+                          f"got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a copy of ``data``."""
+    data = json.loads(json.dumps(data))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+    return data
+
+
+def load(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
+    """Build ``cls`` from ``data``, checking keys and types; ``where`` prefixes key names."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown key '{where}{key}'{hint}; allowed: "
+                              f"{', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        path = f"{where}{name}"
+        if name in data:
+            values[name] = _convert(hints[name], data[name], path)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing key '{path}'")
+    obj = cls(**values)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check()
+    return obj
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return _convert(option, value, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"'{path}' must be one of {', '.join(map(repr, args))}, "
+                              f"got {value!r}")
+        return value
+    if origin in (tuple, list) or tp in (tuple, list):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"'{path}' must be a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return load(tp, value, f"{path}.")
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{path}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"'{path}' must be a whole number, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"'{path}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{path}' must be text, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {path}")
+
+
+def to_dict(config: Any) -> dict:
+    """The resolved configuration as plain JSON-ready data (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_hash(config: Any) -> str:
+    canonical = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """Exactly one of ``rows`` or ``tokens``."""
+
+    rows: int | None = None
+    tokens: int | None = None
+
+    def check(self) -> None:
+        given = [k for k in ("rows", "tokens") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ConfigError("'budget' needs exactly one of 'rows' or 'tokens', "
+                              f"got {', '.join(given) or 'neither'}")
+        if self.amount <= 0:
+            raise ConfigError(f"'budget.{self.unit}' must be positive, got {self.amount}")
+
+    @property
+    def unit(self) -> str:
+        return "rows" if self.rows is not None else "tokens"
+
+    @property
+    def amount(self) -> int:
+        return self.rows if self.rows is not None else self.tokens  # type: ignore[return-value]
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig:
+    """``tamis sample``: a uniform sample of a corpus to a row or token budget."""
+
+    inputs: tuple[str, ...]  # files, folders or globs of Parquet / JSONL
+    output: str  # output folder: data/ shards, rejects/, manifest.json
+    budget: Budget
+    text_column: str = "text"
+    id_column: str | None = "id"  # used when every input has it; else ids are hashed
+    seed: int = 0
+    stratify_by: str | None = None  # a column; the budget is split across its values
+    allocation: Literal["proportional", "equal"] = "proportional"
+    num_shards: int = 0  # 0: one shard per ~128 MB of expected output
+
+    def check(self) -> None:
+        if not self.inputs:
+            raise ConfigError("'inputs' must name at least one file, folder or glob")
+        if self.num_shards < 0:
+            raise ConfigError(f"'num_shards' must be >= 0, got {self.num_shards}")
