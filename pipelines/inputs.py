@@ -106,12 +106,23 @@ def _jsonl_schema(path: str) -> pa.Schema:
                 continue
             if isinstance(value, dict):
                 rows.append(value)
-    if not rows:
-        return pa.schema([])
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    return pa.schema([pa.field(n, _column_type([r.get(n) for r in rows])) for n in names])
+
+
+def _column_type(values: list) -> pa.DataType:
+    """The Arrow type of a JSON column; with mixed types, that of the most common one (rows
+    of the other types are then rejected as bad values)."""
+    present = [v for v in values if v is not None]
     try:
-        return pa.Table.from_pylist(rows).schema
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise InputError(f"{path}: the first lines have columns of mixed types ({exc})") from None
+        return pa.array(present).type if present else pa.null()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        kinds = [type(v) for v in present]
+        common = max(set(kinds), key=lambda k: (kinds.count(k), k.__name__))
+        try:
+            return pa.array([v for v in present if type(v) is common]).type
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return pa.string()
 
 
 def _lines(stream) -> itertools.chain:

@@ -124,7 +124,7 @@ def _read_jsonl(plan: InputPlan, src: int) -> tuple[pa.Table, pa.Table]:
         types[plan.id_column] = pa.string()
     types[plan.text_column] = pa.string()
     for index, raw in _numbered_lines(data):
-        value, field, reason = _parse_line(raw, plan.text_column, types)
+        value, field, reason = _parse_line(raw, plan.text_column, plan.id_column, types)
         if reason is not None:
             rid = value.get(plan.id_column) if isinstance(value, dict) and plan.id_column else None
             rejected.append({"source": f.rel, "row": index, "id": None if rid is None else str(rid),
@@ -145,7 +145,8 @@ def _numbered_lines(data: bytes) -> Iterable[tuple[int, bytes]]:
             yield index, line
 
 
-def _parse_line(raw: bytes, text_column: str, types: dict) -> tuple[object, str | None, str | None]:
+def _parse_line(raw: bytes, text_column: str, id_column: str | None,
+                types: dict) -> tuple[object, str | None, str | None]:
     """``(value, field, reason)``: reason is None when the line is a usable record."""
     try:
         line = raw.decode("utf-8")
@@ -157,6 +158,8 @@ def _parse_line(raw: bytes, text_column: str, types: dict) -> tuple[object, str 
         return None, None, "invalid_json"
     if not isinstance(value, dict):
         return value, None, "not_an_object"
+    if id_column is not None and isinstance(value.get(id_column), int | str):
+        value[id_column] = str(value[id_column])
     text = value.get(text_column)
     if text is not None and not isinstance(text, str):
         return value, text_column, "non_string_text"

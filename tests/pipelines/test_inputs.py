@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from corpora import make_rows, write_parquet
+from tamis.pipelines.inputs import InputError, plan_inputs
+
+
+def test_plans_units_from_footers(corpus):
+    plan = plan_inputs([str(corpus)], "text")
+    assert [f.rel for f in plan.files] == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+    assert plan.rows == 360
+    assert [u.rows for u in plan.units] == [50, 50, 20] * 3
+    assert [u.row_offset for u in plan.units[:3]] == [0, 50, 100]
+    assert plan.id_column is None  # no input has ids: they will be hashed
+    assert plan.schema.names[:2] == ["id", "text"]
+    assert plan.estimated_tokens() > 0
+
+
+def test_globs_and_relative_paths_from_the_common_root(tmp_path):
+    write_parquet(tmp_path / "a" / "x.parquet", make_rows(3))
+    write_parquet(tmp_path / "b" / "deep" / "x.parquet", make_rows(3))
+    plan = plan_inputs([str(tmp_path / "a" / "*.parquet"), str(tmp_path / "b" / "**/*.parquet")],
+                       "text")
+    assert [f.rel for f in plan.files] == ["a/x.parquet", "b/deep/x.parquet"]
+    one_level = plan_inputs([str(tmp_path / "b" / "*" / "x*")], "text")
+    assert [f.rel for f in one_level.files] == ["deep/x.parquet"]
+    with pytest.raises(InputError, match="matches no file"):  # '*' stays inside a folder
+        plan_inputs([str(tmp_path / "b" / "*.parquet")], "text")
+
+
+@pytest.mark.parametrize("setup,paths,message", [
+    (None, ["missing"], "input .*missing does not exist"),
+    (None, ["nothing/*.parquet"], "input glob .*nothing/\\*.parquet matches no file"),
+    ("empty_dir", ["empty"], "input folder .*empty holds no .parquet"),
+    ("not_parquet", ["fake.parquet"], "fake.parquet: not a readable Parquet file"),
+    ("no_text", ["notext.parquet"], "notext.parquet: no column 'text' \\(columns: body\\)"),
+    ("odd", ["data.csv"], "data.csv: unknown input format"),
+])
+def test_bad_inputs_stop_with_the_file_named(tmp_path, setup, paths, message):
+    if setup == "empty_dir":
+        (tmp_path / "empty").mkdir()
+    elif setup == "not_parquet":
+        (tmp_path / "fake.parquet").write_text("this is not parquet")
+    elif setup == "no_text":
+        pq.write_table(pa.table({"body": ["x"]}), tmp_path / "notext.parquet")
+    elif setup == "odd":
+        (tmp_path / "data.csv").write_text("a,b\n")
+    with pytest.raises(InputError, match=message):
+        plan_inputs([str(tmp_path / p) for p in paths], "text")
+
+
+def test_required_and_reserved_columns(corpus):
+    with pytest.raises(InputError, match="part-0.parquet: no column 'topic'"):
+        plan_inputs([str(corpus)], "text", required_columns=["topic"])
+    with pytest.raises(InputError, match="part-0.parquet: has a column 'score', which this job"):
+        plan_inputs([str(corpus)], "text", reserved_columns=["score"])
+
+
+def test_ids_must_be_in_all_inputs_or_none(tmp_path):
+    write_parquet(tmp_path / "a.parquet", [{"id": "1", "text": "x"}])
+    write_parquet(tmp_path / "b.parquet", [{"text": "y"}])
+    with pytest.raises(InputError, match="b.parquet: no column 'id' while other inputs have one"):
+        plan_inputs([str(tmp_path)], "text")
+
+
+def test_conflicting_types_are_an_error(tmp_path):
+    write_parquet(tmp_path / "a.parquet", [{"text": "x", "n": 1}])
+    write_parquet(tmp_path / "b.parquet", [{"text": "y", "n": {"a": 1}}])
+    with pytest.raises(InputError, match="inputs disagree on a column's type"):
+        plan_inputs([str(tmp_path)], "text")
+
+
+def test_non_string_text_column_is_a_warning_not_an_error(tmp_path):
+    write_parquet(tmp_path / "a.parquet", [{"text": 1}, {"text": 2}])
+    plan = plan_inputs([str(tmp_path)], "text")
+    assert not plan.files[0].text_is_string
+    assert "rows will be rejected as non_string_text" in plan.warnings[0]
+
+
+def test_jsonl_schema_from_first_lines(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"text": "x", "n": 1}\n\n{"text": "y", "n": 2}\n')
+    plan = plan_inputs([str(tmp_path / "a.jsonl")], "text")
+    assert plan.files[0].format == "jsonl" and plan.files[0].rows is None
+    assert plan.schema.field("n").type == pa.int64()

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tamis.pipelines.inputs import plan_inputs
+from tamis.pipelines.records import REJECTS_SCHEMA, hashed_ids, read_unit
+
+
+def read_all(plan):
+    kept, rejected = [], []
+    for unit in plan.units:
+        k, r = read_unit(plan, unit)
+        kept.append(k)
+        rejected.append(r)
+    return pa.concat_tables(kept), pa.concat_tables(rejected)
+
+
+def test_hashed_ids_are_stable_and_distinct():
+    ids = hashed_ids("a/b.parquet", [0, 1, 2])
+    assert ids == hashed_ids("a/b.parquet", [0, 1, 2])
+    assert len(set(ids + hashed_ids("a/c.parquet", [0, 1, 2]))) == 6
+    assert ids[0] == "3e902bb9278fe66d3a9103ac3d31cad5"  # golden: ids must never change
+
+
+def test_every_parquet_row_is_kept_or_rejected_with_a_reason(tmp_path):
+    rows = [{"id": "a", "text": "fine text"}, {"id": "b", "text": None},
+            {"id": "c", "text": "   \n\t"}, {"id": None, "text": "no id"},
+            {"id": "e", "text": ""}, {"id": "f", "text": "also fine"}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "x.parquet", row_group_size=4)
+    plan = plan_inputs([str(tmp_path)], "text")
+    kept, rejected = read_all(plan)
+    assert kept.column("id").to_pylist() == ["a", "f"]
+    assert kept.column("n_tokens").to_pylist() == [2, 2]
+    assert rejected.schema == REJECTS_SCHEMA
+    got = {(r["row"], r["field"], r["reason"]) for r in rejected.to_pylist()}
+    assert got == {(1, "text", "null_text"), (2, "text", "empty_text"), (3, "id", "null_id"),
+                   (4, "text", "empty_text")}
+    assert json.loads(rejected.to_pylist()[0]["record"])["id"] == "b"
+
+
+def test_non_string_text_column_rejects_its_rows(tmp_path):
+    pq.write_table(pa.table({"text": [1, 2]}), tmp_path / "x.parquet")
+    kept, rejected = read_all(plan_inputs([str(tmp_path)], "text"))
+    assert kept.num_rows == 0
+    assert rejected.column("reason").to_pylist() == ["non_string_text"] * 2
+
+
+def test_jsonl_lines_of_every_kind(tmp_path):
+    lines = [
+        b'{"id": 1, "text": "good one", "n": 3}',
+        b'{"id": 2, "text": 42}',
+        b"not json at all",
+        b'["a", "list"]',
+        b'{"id": 5, "text": "bad n", "n": "three"}',
+        b'{"id": 6, "text": "caf\xe9 latin-1"}',
+        b"",
+        b'{"id": 8}',
+        b'{"id": 9, "text": "good two", "n": 4}',
+    ]
+    (tmp_path / "x.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    plan = plan_inputs([str(tmp_path / "x.jsonl")], "text")
+    kept, rejected = read_all(plan)
+    assert kept.column("id").to_pylist() == ["1", "9"]
+    assert kept.column("n").to_pylist() == [3, 4]
+    got = [(r["row"], r["field"], r["reason"]) for r in rejected.sort_by("row").to_pylist()]
+    assert got == [(1, "text", "non_string_text"), (2, None, "invalid_json"),
+                   (3, None, "not_an_object"), (4, "n", "bad_value"), (5, None, "invalid_utf8"),
+                   (7, "text", "null_text")]
+    assert rejected.sort_by("row").column("record").to_pylist()[1] == "not json at all"
