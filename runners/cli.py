@@ -89,7 +89,7 @@ def run_job(job: Job, args: argparse.Namespace, beam_args: list[str]) -> int:
     prepared = job.prepare(config)
     out = config.output
     if args.dry_run:
-        pipeline = beam.Pipeline(options=options)
+        pipeline = make_pipeline(args.runner, options)
         job.build(pipeline, prepared)
         print(dry_run_report(job, args, config, prepared, pipeline))
         return 0
@@ -101,20 +101,30 @@ def run_job(job: Job, args: argparse.Namespace, beam_args: list[str]) -> int:
              len(prepared.plan.files), _n(prepared.plan.rows), args.runner,
              f" ({workers} workers)" if args.runner == "local" else "")
     start = time.monotonic()
-    with beam.Pipeline(options=options) as pipeline:
+    with make_pipeline(args.runner, options) as pipeline:
         job.build(pipeline, prepared)
     manifest = mf.load_manifest(out)
     acc = manifest["accounting"]
     log.info("done in %.1fs: kept %s rows (%s tokens) of %s in %d shards; dropped %s; "
              "rejected %s", time.monotonic() - start, _n(acc["rows_kept"]),
              _n(manifest["outputs"]["tokens"]), _n(acc["rows_in"]),
-             len(manifest["outputs"]["shards"]), acc["rows_dropped"] or 0,
-             acc["rows_rejected"] or 0)
+             len(manifest["outputs"]["shards"]), _reasons(acc["rows_dropped"]),
+             _reasons(acc["rows_rejected"]))
     for warning in manifest.get("warnings", []):
         log.warning("warning: %s", warning)
     log.info("shards: %s", join(out, mf.DATA))
     log.info("manifest: %s", join(out, mf.MANIFEST))
     return 0
+
+
+def make_pipeline(runner: str, options) -> beam.Pipeline:
+    """A pipeline for ``options``; the runner's own checks (a missing Dataflow project, say)
+    become one clear error."""
+    try:
+        return beam.Pipeline(options=options)
+    except ValueError as exc:
+        problems = "; ".join(line.strip() for line in str(exc).splitlines()[1:] if line.strip())
+        raise RunnerError(f"runner {runner}: {problems or exc}") from None
 
 
 def _clear_output(out: str, overwrite: bool) -> None:
@@ -192,6 +202,12 @@ def stage_graph(pipeline: beam.Pipeline, depth: int = 2) -> list[str]:
 
     pipeline.visit(Visitor())
     return lines
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    if not counts:
+        return "0"
+    return ", ".join(f"{n:,} {reason}" for reason, n in sorted(counts.items()))
 
 
 def _n(value) -> str:

@@ -33,6 +33,7 @@ def pipeline_options(runner: str, workers: int | None, beam_args: Sequence[str])
             raise RunnerError(f"--workers must be >= 1, got {n}")
         mode = "in_memory" if n == 1 else "multi_processing"
         flags = ["--runner=DirectRunner", f"--direct_num_workers={n}",
+                 "--default_sdk_harness_log_level=WARNING",
                  f"--direct_running_mode={mode}"]
     elif runner == "flink":
         flags = ["--runner=FlinkRunner"]

@@ -14,4 +14,4 @@ def test_counts_chunked_arrays():
 
 def test_estimate_scales_with_bytes():
     assert estimate_tokens(0) == 0
-    assert estimate_tokens(46_000) == 10_000
+    assert estimate_tokens(48_000) == 10_000
