@@ -11,7 +11,7 @@ import os
 import posixpath
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import pyarrow.fs as pafs
@@ -160,3 +160,18 @@ def write_atomically(path: str, write: Callable[[HashingWriter], None]) -> tuple
             fs.delete_file(tmp)
         raise
     return out.bytes, out.digest.hexdigest()
+
+
+def numbered_lines(stream) -> Iterator[tuple[int, bytes]]:
+    """``(index, line)`` for each non-blank line of a binary stream, read 1 MB at a time;
+    indices count blank lines too, so they are line numbers from 0."""
+    buffer, index = b"", 0
+    while chunk := stream.read(1 << 20):
+        buffer += chunk
+        *complete, buffer = buffer.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield index, line
+            index += 1
+    if buffer.strip():
+        yield index, buffer

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tamis.pipelines.files import expand, filesystem
+from tamis.pipelines.files import expand, filesystem, numbered_lines
 from tamis.selectors.tokens import estimate_tokens
 
 PARQUET = (".parquet", ".pq")
@@ -98,8 +98,7 @@ def _jsonl_schema(path: str) -> pa.Schema:
     fs, inner = filesystem(path)
     rows = []
     with fs.open_input_stream(inner) as f:
-        reader = _lines(f)
-        for raw in itertools.islice(reader, JSONL_SCHEMA_LINES):
+        for _, raw in itertools.islice(numbered_lines(f), JSONL_SCHEMA_LINES):
             try:
                 value = json.loads(raw)
             except ValueError:
@@ -123,16 +122,6 @@ def _column_type(values: list) -> pa.DataType:
             return pa.array([v for v in present if type(v) is common]).type
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             return pa.string()
-
-
-def _lines(stream) -> itertools.chain:
-    buffer = b""
-    while chunk := stream.read(1 << 20):
-        buffer += chunk
-        *complete, buffer = buffer.split(b"\n")
-        yield from (line for line in complete if line.strip())
-    if buffer.strip():
-        yield buffer
 
 
 def plan_inputs(

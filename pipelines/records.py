@@ -8,18 +8,20 @@ field at fault and a reason). Nothing here imports Beam.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tamis.pipelines.files import filesystem
+from tamis.pipelines.files import filesystem, numbered_lines
 from tamis.pipelines.inputs import InputFile, InputPlan, Unit
 from tamis.selectors.tokens import count_tokens
 
 SRC, ROW = "__src", "__row"
+BATCH_ROWS = 8192
 
 REJECTS_SCHEMA = pa.schema(
     [
@@ -39,16 +41,24 @@ def hashed_ids(rel: str, rows: np.ndarray) -> list[str]:
     return [hashlib.blake2b(prefix + str(r).encode(), digest_size=16).hexdigest() for r in rows]
 
 
-def read_unit(plan: InputPlan, unit: Unit) -> tuple[pa.Table, pa.Table]:
-    """The records and the rejects of one unit."""
+def read_unit(plan: InputPlan, unit: Unit,
+              batch_rows: int = BATCH_ROWS) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """The records and the rejects of one unit, ``batch_rows`` input rows at a time, so that
+    memory does not grow with the size of a row group or a JSONL file."""
     f = plan.files[unit.file]
-    if f.format == "parquet":
-        fs, inner = filesystem(f.path)
-        with fs.open_input_file(inner) as handle:
-            table = pq.ParquetFile(handle).read_row_group(unit.index)
-        rows = np.arange(unit.row_offset, unit.row_offset + table.num_rows, dtype=np.int64)
-        return _clean(plan, unit.file, table, rows, pre_rejected=[])
-    return _read_jsonl(plan, unit.file)
+    if f.format == "jsonl":
+        yield from _read_jsonl(plan, unit.file, batch_rows)
+        return
+    fs, inner = filesystem(f.path)
+    start = unit.row_offset
+    with fs.open_input_file(inner) as handle:
+        batches = pq.ParquetFile(handle).iter_batches(
+            batch_size=batch_rows, row_groups=[unit.index], use_threads=False)
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            rows = np.arange(start, start + table.num_rows, dtype=np.int64)
+            start += table.num_rows
+            yield _clean(plan, unit.file, table, rows, pre_rejected=[])
 
 
 def _clean(plan: InputPlan, src: int, table: pa.Table, rows: np.ndarray,
@@ -110,20 +120,28 @@ def _rejects(f, table, rows, ids, reasons, bad) -> list[dict]:
     ]
 
 
-def _read_jsonl(plan: InputPlan, src: int) -> tuple[pa.Table, pa.Table]:
+def _read_jsonl(plan: InputPlan, src: int,
+                batch_rows: int) -> Iterator[tuple[pa.Table, pa.Table]]:
     """Parse a JSONL file line by line: a line that is not a JSON object is rejected."""
     f = plan.files[src]
-    fs, inner = filesystem(f.path)
-    with fs.open_input_stream(inner) as stream:
-        data = stream.read()
-    good: list[dict] = []
-    rows: list[int] = []
-    rejected: list[dict] = []
     types = {fld.name: fld.type for fld in plan.schema if fld.name != "id"}
     if plan.id_column is not None:
         types[plan.id_column] = pa.string()
     types[plan.text_column] = pa.string()
-    for index, raw in _numbered_lines(data):
+    fs, inner = filesystem(f.path)
+    with fs.open_input_stream(inner) as stream:
+        lines = numbered_lines(stream)
+        while chunk := list(itertools.islice(lines, batch_rows)):
+            yield _parse_lines(plan, src, chunk, types)
+
+
+def _parse_lines(plan: InputPlan, src: int, chunk: list[tuple[int, bytes]],
+                 types: dict) -> tuple[pa.Table, pa.Table]:
+    f = plan.files[src]
+    good: list[dict] = []
+    rows: list[int] = []
+    rejected: list[dict] = []
+    for index, raw in chunk:
         value, field, reason = _parse_line(raw, plan.text_column, plan.id_column, types)
         if reason is not None:
             rid = value.get(plan.id_column) if isinstance(value, dict) and plan.id_column else None
@@ -133,16 +151,9 @@ def _read_jsonl(plan: InputPlan, src: int) -> tuple[pa.Table, pa.Table]:
             continue
         good.append(value)
         rows.append(index)
-    names = [n for n in types if any(n in g for g in good)] or [plan.text_column]
-    schema = pa.schema([pa.field(n, types[n]) for n in names])
-    table = pa.Table.from_pylist([{n: g.get(n) for n in names} for g in good], schema=schema)
+    schema = pa.schema([pa.field(n, t) for n, t in types.items()])
+    table = pa.Table.from_pylist([{n: g.get(n) for n in types} for g in good], schema=schema)
     return _clean(plan, src, table, np.asarray(rows, dtype=np.int64), rejected)
-
-
-def _numbered_lines(data: bytes) -> Iterable[tuple[int, bytes]]:
-    for index, line in enumerate(data.split(b"\n")):
-        if line.strip():
-            yield index, line
 
 
 def _parse_line(raw: bytes, text_column: str, id_column: str | None,

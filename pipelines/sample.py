@@ -249,11 +249,12 @@ class _ManifestBuilder:
             rows_per_file[f] += n
         sha = dict(checksums)
         shards = sorted(shards, key=lambda e: e["path"])
-        rejects = sorted(rejects, key=lambda e: e["path"])
         rejected: dict[str, int] = {}
         for entry in rejects:
-            for reason, n in entry.pop("reasons").items():
+            for reason, n in entry["reasons"].items():
                 rejected[reason] = rejected.get(reason, 0) + n
+        rejects = sorted(({k: v for k, v in e.items() if k != "reasons"} for e in rejects),
+                         key=lambda e: e["path"])
         dropped = {k: v[0] for k, v in sums.get("dropped", {}).items() if v[0]}
         kept = sum(e["rows"] for e in shards)
         inputs = [

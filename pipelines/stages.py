@@ -32,15 +32,15 @@ class _ReadUnit(beam.DoFn):
 
     def process(self, index: int):
         unit = self._plan.units[index]
-        records, rejects = read_unit(self._plan, unit)
-        n_in = records.num_rows + rejects.num_rows
-        self._rows.inc(n_in)
-        self._rejected.inc(rejects.num_rows)
-        yield beam.pvalue.TaggedOutput("rows_in", (unit.file, n_in))
-        if rejects.num_rows:
-            yield beam.pvalue.TaggedOutput("rejects", (unit.file, rejects))
-        if records.num_rows:
-            yield records
+        for records, rejects in read_unit(self._plan, unit):
+            n_in = records.num_rows + rejects.num_rows
+            self._rows.inc(n_in)
+            self._rejected.inc(rejects.num_rows)
+            yield beam.pvalue.TaggedOutput("rows_in", (unit.file, n_in))
+            if rejects.num_rows:
+                yield beam.pvalue.TaggedOutput("rejects", (unit.file, rejects))
+            if records.num_rows:
+                yield records
 
 
 class ReadRecords(beam.PTransform):

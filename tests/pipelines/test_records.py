@@ -11,9 +11,9 @@ from tamis.pipelines.records import REJECTS_SCHEMA, hashed_ids, read_unit
 def read_all(plan):
     kept, rejected = [], []
     for unit in plan.units:
-        k, r = read_unit(plan, unit)
-        kept.append(k)
-        rejected.append(r)
+        for k, r in read_unit(plan, unit, batch_rows=3):
+            kept.append(k)
+            rejected.append(r)
     return pa.concat_tables(kept), pa.concat_tables(rejected)
 
 

@@ -211,3 +211,18 @@ def test_equal_allocation_balances_strata_and_weights_undo_it(tmp_path, corpus, 
     weights = dict(zip(domains, table.column("weight").to_pylist(), strict=True))
     assert weights["alpha"] == pytest.approx(240 / 360 / 0.5)
     assert weights["beta"] == pytest.approx(120 / 360 / 0.5)
+
+
+def test_the_example_config_runs_on_the_demo_corpus(tmp_path, run_cli, monkeypatch):
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)  # the example's paths are relative to the repository root
+    out = tmp_path / "demo"
+    code, _, err = run_cli("sample", "examples/sample.yaml", "--set", f"output={out}",
+                           "--workers", "1")
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["accounting"]["rows_in"] == 10_000
+    assert 149_000 < manifest["outputs"]["tokens"] <= 150_000
+    assert set(manifest["mixture"]["by_stratum"]) == {"bible", "fortunes", "manpages",
+                                                       "python_docs"}
+    assert run_cli("verify", out)[0] == 0
