@@ -148,11 +148,9 @@ def plan_inputs(
             raise InputError(str(exc)) from None
         found.extend((root, f) for f in files)
     common = posixpath.commonpath([r for r, _ in found]) if len(found) else "."
-    files, schemas, units, warnings, seen = [], [], [], [], set()
-    for _root, path in found:
-        if path in seen:
-            continue
-        seen.add(path)
+    files, schemas, units, warnings = [], [], [], []
+    # Sorted and unique: the order in which inputs are listed changes nothing downstream.
+    for path in sorted({path for _, path in found}):
         fmt = _format(path)
         fs, inner = filesystem(path)
         size = fs.get_file_info(inner).size

@@ -84,3 +84,12 @@ def test_jsonl_schema_from_first_lines(tmp_path):
     plan = plan_inputs([str(tmp_path / "a.jsonl")], "text")
     assert plan.files[0].format == "jsonl" and plan.files[0].rows is None
     assert plan.schema.field("n").type == pa.int64()
+
+
+def test_listing_order_and_repeats_do_not_matter(tmp_path):
+    a = write_parquet(tmp_path / "a.parquet", make_rows(3))
+    b = write_parquet(tmp_path / "b.parquet", make_rows(3))
+    one = plan_inputs([str(b), str(a), str(tmp_path / "*.parquet")], "text")
+    two = plan_inputs([str(a), str(b)], "text")
+    assert one == two
+    assert [f.rel for f in one.files] == ["a.parquet", "b.parquet"]
