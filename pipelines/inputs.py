@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from tamis.pipelines.files import expand, filesystem, numbered_lines
 from tamis.selectors.tokens import estimate_tokens
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+
 from tamis.pipelines.files import filesystem, join, sha256_file, write_atomically
 
 SCHEMA_VERSION = 1
@@ -82,23 +83,33 @@ def verify(out_dir: str) -> dict:
         raise VerifyError(f"{MANIFEST}: schema_version {manifest.get('schema_version')!r}, "
                           f"this tamis reads {SCHEMA_VERSION}")
     outputs, acc = manifest["outputs"], manifest["accounting"]
-    kept = tokens = 0
+    rows = documents = tokens = 0
     for shard in outputs["shards"]:
-        table = _check_file(out_dir, shard, ["n_tokens", "weight"])
-        kept += shard["rows"]
+        columns = ["n_tokens"] + (["weight"] if "weight_sum" in shard else []) + (
+            ["window"] if "documents" in shard else [])
+        table = _check_file(out_dir, shard, columns)
+        rows += shard["rows"]
         tokens += shard["tokens"]
         _expect(shard, "tokens", int(np.sum(table.column("n_tokens").to_numpy())))
-        weight_sum = float(np.sum(table.column("weight").to_numpy()))
-        if not np.isclose(weight_sum, shard["weight_sum"], rtol=1e-9, atol=1e-9):
-            raise VerifyError(f"{shard['path']}: weight_sum {weight_sum} != manifest "
-                              f"{shard['weight_sum']}")
+        if "documents" in shard:
+            documents += shard["documents"]
+            _expect(shard, "documents", int(np.sum(table.column("window").to_numpy() == 0)))
+        if "weight_sum" in shard:
+            weight_sum = float(np.sum(table.column("weight").to_numpy()))
+            if not np.isclose(weight_sum, shard["weight_sum"], rtol=1e-9, atol=1e-9):
+                raise VerifyError(f"{shard['path']}: weight_sum {weight_sum} != manifest "
+                                  f"{shard['weight_sum']}")
+    # Row-per-document jobs keep shard rows; embedding caches keep one row per window.
+    kept = documents if "documents" in outputs else rows
     reasons: dict[str, int] = {}
     for shard in outputs["rejects"]:
         table = _check_file(out_dir, shard, ["reason"])
         for reason in table.column("reason").to_pylist():
             reasons[reason] = reasons.get(reason, 0) + 1
+    if rows != outputs["rows"]:
+        raise VerifyError(f"outputs: shards hold {rows} rows, manifest says {outputs['rows']}")
     if kept != acc["rows_kept"]:
-        raise VerifyError(f"accounting: shards hold {kept} rows, rows_kept says "
+        raise VerifyError(f"accounting: shards hold {kept} documents, rows_kept says "
                           f"{acc['rows_kept']}")
     if tokens != outputs["tokens"]:
         raise VerifyError(f"outputs: shards hold {tokens} tokens, manifest says "

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from tamis.pipelines.files import filesystem, numbered_lines
 from tamis.pipelines.inputs import InputFile, InputPlan, Unit
 from tamis.selectors.tokens import count_tokens

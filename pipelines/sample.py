@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
+
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import ROW, SRC

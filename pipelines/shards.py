@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from tamis.pipelines.files import join, write_atomically
 
 #: Fixed writer settings: the same table always gives the same bytes.

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import apache_beam as beam
 import pyarrow as pa
 from apache_beam.metrics import Metrics
+
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, sha256_file
 from tamis.pipelines.inputs import InputPlan

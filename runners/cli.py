@@ -8,19 +8,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 
 logging.getLogger().addHandler(logging.NullHandler())  # Beam's import-time notes stay quiet
 
 import apache_beam as beam  # noqa: E402
+
+from tamis.embeddings.sentence import ModelError
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, join
 from tamis.pipelines.inputs import InputError
+from tamis.pipelines.progress import ProgressMonitor
 from tamis.runners import config as cfg
-from tamis.runners.jobs import JOBS, Job, Prepared
+from tamis.runners.jobs import JOBS, Context, Job, Prepared
 from tamis.runners.profiles import RUNNERS, RunnerError, default_workers, pipeline_options
 
 log = logging.getLogger("tamis")
@@ -63,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"unknown option {beam_args[0]}")
             return verify(args.out_dir)
         return run_job(JOBS[args.command], args, beam_args)
-    except (cfg.ConfigError, InputError, RunnerError, UsageError) as exc:
+    except (cfg.ConfigError, InputError, RunnerError, UsageError, ModelError) as exc:
         print(f"tamis: error: {exc}", file=sys.stderr)
         return 2
 
@@ -86,23 +91,34 @@ def run_job(job: Job, args: argparse.Namespace, beam_args: list[str]) -> int:
     data = cfg.apply_overrides(cfg.read_yaml(args.config), args.set)
     config = cfg.load(job.config, data)
     options = pipeline_options(args.runner, args.workers, beam_args)
-    prepared = job.prepare(config)
+    workers = args.workers or default_workers()
+    prepared = job.prepare(config, Context(args.runner, workers, default_workers()))
     out = config.output
     if args.dry_run:
         pipeline = make_pipeline(args.runner, options)
         job.build(pipeline, prepared)
         print(dry_run_report(job, args, config, prepared, pipeline))
         return 0
-    _clear_output(out, args.overwrite)
-    for warning in prepared.plan.warnings:
+    _clear_output(out, args.overwrite, job.name if job.reuses_output else None)
+    for warning in prepared.header.get("warnings", []):
         log.warning("warning: %s", warning)
-    workers = args.workers or default_workers()
     log.info("tamis %s: %d input files, %s rows; runner %s%s", job.name,
              len(prepared.plan.files), _n(prepared.plan.rows), args.runner,
              f" ({workers} workers)" if args.runner == "local" else "")
     start = time.monotonic()
-    with make_pipeline(args.runner, options) as pipeline:
-        job.build(pipeline, prepared)
+    with tempfile.TemporaryDirectory(prefix="tamis-progress-") as progress_dir:
+        monitor = None
+        if job.progress and args.runner == "local":
+            prepared.spec = dataclasses.replace(prepared.spec, progress_dir=progress_dir)
+            monitor = ProgressMonitor(progress_dir, job.progress[0], job.progress[1],
+                                      prepared.plan.rows)
+            monitor.start()
+        try:
+            with make_pipeline(args.runner, options) as pipeline:
+                job.build(pipeline, prepared)
+        finally:
+            if monitor:
+                monitor.stop()
     manifest = mf.load_manifest(out)
     acc = manifest["accounting"]
     log.info("done in %.1fs: kept %s rows (%s tokens) of %s in %d shards; dropped %s; "
@@ -110,6 +126,8 @@ def run_job(job: Job, args: argparse.Namespace, beam_args: list[str]) -> int:
              _n(manifest["outputs"]["tokens"]), _n(acc["rows_in"]),
              len(manifest["outputs"]["shards"]), _reasons(acc["rows_dropped"]),
              _reasons(acc["rows_rejected"]))
+    if "stats" in manifest:
+        log.info("stats: %s", ", ".join(f"{k} {v:,}" for k, v in manifest["stats"].items()))
     for warning in manifest.get("warnings", []):
         log.warning("warning: %s", warning)
     log.info("shards: %s", join(out, mf.DATA))
@@ -127,8 +145,9 @@ def make_pipeline(runner: str, options) -> beam.Pipeline:
         raise RunnerError(f"runner {runner}: {problems or exc}") from None
 
 
-def _clear_output(out: str, overwrite: bool) -> None:
-    """Refuse to mix two runs' shards in one folder, unless told to replace the old ones."""
+def _clear_output(out: str, overwrite: bool, reusable_job: str | None = None) -> None:
+    """Refuse to mix two runs' shards in one folder, unless told to replace the old ones.
+    A job that reuses its outputs (a cache) may find its own earlier run there."""
     import pyarrow.fs as pafs
 
     fs, inner = filesystem(out)
@@ -140,10 +159,13 @@ def _clear_output(out: str, overwrite: bool) -> None:
     entries = fs.get_file_info(pafs.FileSelector(inner))
     if not entries:
         return
+    if reusable_job and not overwrite and _earlier_job(out) == reusable_job:
+        log.info("reusing the %s cache in %s (--overwrite starts afresh)", reusable_job, out)
+        return
     if not overwrite:
         raise UsageError(f"output folder {out} is not empty; choose another 'output' or pass "
                          f"--overwrite to replace its shards and manifest")
-    ours = {mf.MANIFEST, mf.DATA, mf.REJECTS}
+    ours = {mf.MANIFEST, mf.DATA, mf.REJECTS, "models"}
     strangers = [e.base_name for e in entries if e.base_name not in ours]
     if strangers:
         raise UsageError(f"output folder {out} holds files tamis did not write "
@@ -153,6 +175,13 @@ def _clear_output(out: str, overwrite: bool) -> None:
             fs.delete_dir(e.path)
         else:
             fs.delete_file(e.path)
+
+
+def _earlier_job(out: str) -> str | None:
+    try:
+        return mf.load_manifest(out).get("job")
+    except (mf.VerifyError, ValueError):
+        return None
 
 
 def dry_run_report(job: Job, args, config, prepared: Prepared, pipeline: beam.Pipeline) -> str:

@@ -188,3 +188,67 @@ class SampleConfig:
             raise ConfigError("'inputs' must name at least one file, folder or glob")
         if self.num_shards < 0:
             raise ConfigError(f"'num_shards' must be >= 0, got {self.num_shards}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSection:
+    """A sentence-transformers model: the bundled all-MiniLM-L6-v2, a local folder, or a hub
+    id already in the local Hugging Face cache (nothing is downloaded)."""
+
+    name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    precision: Literal["auto", "fp32", "fp16"] = "auto"  # auto: fp16 on CUDA, fp32 on CPU
+    max_seq_length: int | None = None  # tokens the model reads per window; None: the model's
+    normalize: bool = True  # L2-normalise vectors
+    batch_size: int = 64  # windows per model call
+    threads: int = 0  # torch threads per worker on CPU; 0: cores / workers
+    trust_remote_code: bool = False
+
+    def check(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"'model.batch_size' must be >= 1, got {self.batch_size}")
+        if self.max_seq_length is not None and self.max_seq_length < 1:
+            raise ConfigError(f"'model.max_seq_length' must be >= 1, got {self.max_seq_length}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LsiSection:
+    """TF-IDF + truncated SVD fitted on a sample of the corpus."""
+
+    dim: int = 256
+    max_features: int = 65536  # vocabulary size
+    min_df: int = 2  # a term must be in this many sample documents
+    fit_sample: int = 20000  # documents the model is fitted on, chosen by (seed, id)
+
+    def check(self) -> None:
+        for key in ("dim", "max_features", "min_df", "fit_sample"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"'lsi.{key}' must be >= 1, got {getattr(self, key)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedConfig:
+    """``tamis embed``: documents → token windows → vectors, in a reusable cache."""
+
+    inputs: tuple[str, ...]
+    output: str  # the cache folder; a rerun reuses what it holds
+    text_column: str = "text"
+    id_column: str | None = "id"
+    seed: int = 0
+    embedder: Literal["sentence-transformers", "lsi"] = "sentence-transformers"
+    model: ModelSection = dataclasses.field(default_factory=ModelSection)
+    lsi: LsiSection = dataclasses.field(default_factory=LsiSection)
+    window_tokens: int = 1024  # tokens per window, counted with the model's tokenizer
+    mode: Literal["windows", "document"] = "windows"  # document: mean of a document's windows
+    max_doc_chars: int = 2_000_000  # longer documents are rejected as too_long
+    docs_per_second: float | None = None  # for dry-run time estimates; None: a default
+
+    def check(self) -> None:
+        if not self.inputs:
+            raise ConfigError("'inputs' must name at least one file, folder or glob")
+        if self.window_tokens < 1:
+            raise ConfigError(f"'window_tokens' must be >= 1, got {self.window_tokens}")
+        if self.max_doc_chars < 1:
+            raise ConfigError(f"'max_doc_chars' must be >= 1, got {self.max_doc_chars}")
+        if self.docs_per_second is not None and self.docs_per_second <= 0:
+            raise ConfigError(f"'docs_per_second' must be > 0, got {self.docs_per_second}")

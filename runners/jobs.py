@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
-from tamis.pipelines import sample
+
+from tamis.embeddings.sentence import model_info
+from tamis.pipelines import embed, sample
 from tamis.pipelines.inputs import InputPlan, plan_inputs
-from tamis.runners.config import SampleConfig, config_hash, to_dict
+from tamis.runners.config import EmbedConfig, SampleConfig, config_hash, to_dict
 
 SHARD_TARGET_BYTES = 128 << 20
 MAX_AUTO_SHARDS = 1024
@@ -29,12 +31,23 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class Context:
+    """Where a job will run: enough to size its workers' threads."""
+
+    runner: str = "local"
+    workers: int = 1
+    cores: int = 1
+
+
+@dataclass(frozen=True)
 class Job:
     name: str
     help: str
     config: type
-    prepare: Callable[[Any], Prepared]
+    prepare: Callable[[Any, Context], Prepared]
     build: Callable[[beam.Pipeline, Prepared], None]
+    reuses_output: bool = False  # a rerun may find its own earlier outputs and keep them
+    progress: tuple[str, str] | None = None  # (stage, label) of the long stage
 
 
 def header(job: str, config: Any) -> dict:
@@ -46,7 +59,7 @@ def auto_shards(expected_bytes: float) -> int:
     return max(1, min(MAX_AUTO_SHARDS, math.ceil(expected_bytes / SHARD_TARGET_BYTES)))
 
 
-def prepare_sample(config: SampleConfig) -> Prepared:
+def prepare_sample(config: SampleConfig, context: Context) -> Prepared:
     plan = plan_inputs(
         config.inputs, config.text_column, config.id_column,
         required_columns=[config.stratify_by] if config.stratify_by else [],
@@ -84,7 +97,81 @@ def build_sample(pipeline: beam.Pipeline, prepared: Prepared) -> None:
     sample.build(pipeline, prepared.plan, prepared.spec, prepared.header)
 
 
+#: Documents per second per worker, for dry-run estimates when the config gives none
+#: (sentence-transformers on CPU: measured with all-MiniLM-L6-v2, see BENCHMARKS.md).
+DEFAULT_DOCS_PER_SECOND = {("lsi", "cpu"): 5000.0, ("sentence-transformers", "cpu"): 8.5,
+                           ("sentence-transformers", "cuda"): 2000.0}
+
+
+def prepare_embed(config: EmbedConfig, context: Context) -> Prepared:
+    plan = plan_inputs(config.inputs, config.text_column, config.id_column)
+    m = config.model
+    warnings = list(plan.warnings)
+    if config.embedder == "sentence-transformers":
+        info = model_info(m.name, m.trust_remote_code, m.max_seq_length)
+        path, content, dim, seq = info.path, info.content_hash, info.dim, info.max_seq_length
+        if config.window_tokens > seq:
+            warnings.append(f"window_tokens {config.window_tokens} > the model's max_seq_length "
+                            f"{seq}: the model reads only the first {seq} tokens of each window")
+    else:
+        path, content, dim, seq = None, None, config.lsi.dim, None
+    cpu = m.device == "cpu" or config.embedder == "lsi"
+    threads = m.threads or (max(1, context.cores // max(1, context.workers)) if cpu else 0)
+    spec = embed.EmbedSpec(
+        out_dir=config.output, embedder=config.embedder, model_name=m.name, model_path=path,
+        model_hash=content, dim=dim, max_seq_length=seq, window_tokens=config.window_tokens,
+        mode=config.mode, normalize=m.normalize, device=m.device, precision=m.precision,
+        batch_size=m.batch_size, threads=threads, max_doc_chars=config.max_doc_chars,
+        seed=config.seed, trust_remote_code=m.trust_remote_code, lsi_dim=config.lsi.dim,
+        lsi_max_features=config.lsi.max_features, lsi_min_df=config.lsi.min_df,
+        lsi_fit_sample=config.lsi.fit_sample,
+    )
+    device = "cpu" if cpu else "cuda"
+    per_worker = config.docs_per_second or DEFAULT_DOCS_PER_SECOND[(config.embedder, device)]
+    rate = per_worker * (context.workers if context.runner == "local" else 1)
+    rows = plan.rows
+    seconds = None if rows is None else rows / rate
+    source = "config" if config.docs_per_second else "default"
+    tokens = plan.estimated_tokens()
+    windows = max(rows or 0, round(tokens / config.window_tokens))
+    estimates = {
+        "input_rows": rows, "input_bytes": plan.bytes, "input_tokens_estimated": tokens,
+        "output_rows_estimated": rows if config.mode == "document" else windows,
+        "output_bytes_estimated": (rows if config.mode == "document" else windows or 0)
+        * (4 * dim + 64),
+        "output_tokens_estimated": tokens, "num_shards": len(plan.units),
+        "docs_per_second": rate, "seconds_estimated": seconds,
+    }
+    model_line = (f"model: {m.name} ({dim}-d, max_seq_length {seq}, {device}, "
+                  f"{spec.effective_precision()}, {content[:19]}...)"
+                  if config.embedder == "sentence-transformers"
+                  else f"model: LSI ({config.lsi.dim}-d, fitted on {config.lsi.fit_sample:,} docs)")
+    summary = [model_line,
+               f"windows: {config.window_tokens} tokens, mode {config.mode}, batch {m.batch_size}"
+               f", {threads or 'default'} torch thread(s) per worker",
+               f"estimated wall time: {_duration(seconds)} at {rate:,.1f} docs/s ({source} rate"
+               f"{'' if config.docs_per_second else '; set docs_per_second to calibrate'})"]
+    h = header("embed", config)
+    h["warnings"] = warnings
+    return Prepared(plan, spec, h, estimates, summary)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown (JSONL row counts are not in a footer)"
+    minutes, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(minutes, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def build_embed(pipeline: beam.Pipeline, prepared: Prepared) -> None:
+    embed.build(pipeline, prepared.plan, prepared.spec, prepared.header)
+
+
 JOBS = {
     "sample": Job("sample", "uniform sample to a row or token budget, optionally stratified",
                   SampleConfig, prepare_sample, build_sample),
+    "embed": Job("embed", "embed documents (token windows) into a reusable vector cache",
+                 EmbedConfig, prepare_embed, build_embed, reuses_output=True,
+                 progress=(embed.PROGRESS_STAGE, "embedded documents")),
 }

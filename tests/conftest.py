@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from corpora import make_rows, write_parquet
+
 from tamis.runners.cli import main
 
 

@@ -4,6 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from corpora import make_rows, write_parquet
+
 from tamis.pipelines.inputs import InputError, plan_inputs
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.shards import write_table
 

@@ -4,6 +4,7 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from tamis.pipelines.inputs import plan_inputs
 from tamis.pipelines.records import REJECTS_SCHEMA, hashed_ids, read_unit
 

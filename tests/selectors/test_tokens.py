@@ -1,4 +1,5 @@
 import pyarrow as pa
+
 from tamis.selectors.tokens import count_tokens, estimate_tokens
 
 

@@ -1,0 +1,432 @@
+"""The ``embed`` job: documents → token windows → vectors, written as a reusable cache.
+
+Read ─► Window (tokenize, check cache) ─► Embed (RunInference / LSI) ─► Attach ─► Write shards
+  │                  └──── cached shard? ──► Describe reused ──────────────────────┘
+  └─ (LSI) Sample ─► Fit ─► model path (side input)
+
+One cache shard per read batch of an input file (at most 8,192 documents), named from the
+file's checksum, the batch's first row and the embedding settings: a rerun finds the shards it
+already has and embeds only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from apache_beam.metrics import Metrics
+
+from tamis.embeddings.lsi import LsiModel
+from tamis.embeddings.windows import TokenWindower
+from tamis.pipelines import manifest as mf
+from tamis.pipelines.files import filesystem, join, sha256_file, write_atomically
+from tamis.pipelines.inputs import InputPlan
+from tamis.pipelines.progress import ProgressWriter
+from tamis.pipelines.records import REJECTS_SCHEMA, ROW, SRC
+from tamis.pipelines.stages import (
+    NAMESPACE,
+    ChecksumInputs,
+    ReadRecords,
+    WriteManifest,
+    WriteRejects,
+)
+from tamis.selectors.sampling import row_keys
+
+MODELS = "models"
+PROGRESS_STAGE = "embed"
+
+
+@dataclass(frozen=True)
+class EmbedSpec:
+    out_dir: str
+    embedder: str  # "sentence-transformers" | "lsi"
+    model_name: str
+    model_path: str | None  # sentence-transformers: the local model folder
+    model_hash: str | None
+    dim: int  # sentence-transformers: the model's; LSI: the configured maximum
+    max_seq_length: int | None
+    window_tokens: int = 1024
+    mode: str = "windows"  # windows | document
+    normalize: bool = True
+    device: str = "cpu"
+    precision: str = "auto"
+    batch_size: int = 64
+    threads: int = 0
+    max_doc_chars: int = 2_000_000
+    seed: int = 0
+    trust_remote_code: bool = False
+    lsi_dim: int = 256
+    lsi_max_features: int = 65536
+    lsi_min_df: int = 2
+    lsi_fit_sample: int = 20000
+    progress_dir: str | None = None
+
+    def settings(self) -> dict:
+        """Everything that changes a vector; the cache key of a shard includes its hash."""
+        keys = ("embedder", "model_hash", "max_seq_length", "window_tokens", "mode",
+                "normalize", "seed")
+        out = {k: asdict(self)[k] for k in keys}
+        out["precision"] = self.effective_precision()
+        if self.embedder == "lsi":
+            out.update(dim=self.lsi_dim, max_features=self.lsi_max_features,
+                       min_df=self.lsi_min_df, fit_sample=self.lsi_fit_sample)
+        return out
+
+    def effective_precision(self) -> str:
+        if self.embedder == "lsi" or self.device == "cpu":
+            return "fp32"
+        return "fp16" if self.precision in ("auto", "fp16") else "fp32"
+
+    def settings_hash(self) -> str:
+        text = json.dumps(self.settings(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def embed_schema(dim: int) -> pa.Schema:
+    return pa.schema([
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("window", pa.int32()),  # index of the window in its document, from 0
+        pa.field("token_start", pa.int32()),  # the window's tokens are [start, end)
+        pa.field("token_end", pa.int32()),
+        pa.field("n_tokens", pa.int64()),
+        pa.field("embedding", pa.list_(pa.float32(), dim)),
+    ])
+
+
+def shard_name(rel: str, checksum: str, first_row: int, key: str) -> str:
+    stem = rel.replace("/", "__").rsplit(".", 1)[0]
+    digest = hashlib.sha256(f"{rel}\0{checksum}\0{first_row}\0{key}".encode()).hexdigest()
+    return f"{stem}-r{first_row:010d}-{digest[:16]}.parquet"
+
+
+def _exists(path: str) -> bool:
+    fs, inner = filesystem(path)
+    return fs.get_file_info(inner).type == pafs.FileType.File
+
+
+class _Window(beam.DoFn):
+    """Tables of documents → ``(key, texts)`` model batches, or a note that the shard exists.
+
+    ``key`` is ``(shard, part, meta)``; ``meta`` is a small Arrow table (id, row, window,
+    token span, n_tokens) in the order of ``texts``.
+    """
+
+    def __init__(self, plan: InputPlan, spec: EmbedSpec) -> None:
+        self._plan, self._spec = plan, spec
+
+    def setup(self) -> None:
+        spec = self._spec
+        path = spec.model_path if spec.embedder == "sentence-transformers" else None
+        self._windower = TokenWindower(path, spec.window_tokens).load()
+        self._reused = Metrics.counter(NAMESPACE, "docs_reused")
+        self._windows = Metrics.counter(NAMESPACE, "windows_made")
+
+    def process(self, table: pa.Table, checksums: dict, model_key: str):
+        spec, plan = self._spec, self._plan
+        src = int(table.column(SRC)[0].as_py())
+        first = int(pc.min(table.column(ROW)).as_py())
+        shard = shard_name(plan.files[src].rel, checksums[src], first, model_key)
+        texts = table.column(plan.text_column).to_pylist()
+        too_long = np.array([len(t) > spec.max_doc_chars for t in texts], dtype=bool)
+        path = join(spec.out_dir, mf.DATA, shard)
+        if _exists(path):
+            # Documents the cached shard lacks had no token when it was made.
+            cached = _cached_ids(path)
+            ids = table.column("id").to_pylist()
+            empty = np.array([i not in cached for i in ids], dtype=bool) & ~too_long
+            if too_long.any() or empty.any():
+                yield beam.pvalue.TaggedOutput("rejects", (src, _rejects(
+                    plan, table, too_long, empty, spec.max_doc_chars)))
+            self._reused.inc(int((~too_long & ~empty).sum()))
+            yield beam.pvalue.TaggedOutput("reused", shard)
+            return
+        windows = self._windower.split(
+            [t if not long else "" for t, long in zip(texts, too_long, strict=True)])
+        empty = np.array([not w and not long for w, long in zip(windows, too_long, strict=True)],
+                         dtype=bool)
+        if too_long.any() or empty.any():
+            yield beam.pvalue.TaggedOutput("rejects", (src, _rejects(
+                plan, table, too_long, empty, spec.max_doc_chars)))
+        ids = table.column("id").to_pylist()
+        rows = table.column(ROW).to_pylist()
+        flat = [(ids[i], rows[i], w, s, e, texts[i][a:b])
+                for i, doc in enumerate(windows) if not too_long[i]
+                for w, (s, e, a, b) in enumerate(doc)]
+        self._windows.inc(len(flat))
+        flat.sort(key=lambda x: -len(x[5]))  # similar lengths together: less padding
+        for part, start in enumerate(range(0, len(flat), spec.batch_size)):
+            chunk = flat[start:start + spec.batch_size]
+            meta = pa.table({
+                "id": [c[0] for c in chunk], ROW: pa.array([c[1] for c in chunk], pa.int64()),
+                "window": pa.array([c[2] for c in chunk], pa.int32()),
+                "token_start": pa.array([c[3] for c in chunk], pa.int32()),
+                "token_end": pa.array([c[4] for c in chunk], pa.int32()),
+                "n_tokens": pa.array([c[4] - c[3] for c in chunk], pa.int64()),
+            })
+            yield (shard, part, meta), [c[5] for c in chunk]
+
+
+def _cached_ids(path: str) -> set[str]:
+    fs, inner = filesystem(path)
+    with fs.open_input_file(inner) as f:
+        return set(pq.read_table(f, columns=["id"]).column("id").to_pylist())
+
+
+def _rejects(plan: InputPlan, table: pa.Table, too_long, empty, limit: int) -> pa.Table:
+    out = []
+    rel = plan.files[int(table.column(SRC)[0].as_py())].rel
+    for i in np.flatnonzero(too_long | empty):
+        row = table.slice(int(i), 1).to_pylist()[0]
+        reason = "too_long" if too_long[i] else "no_tokens"
+        record = {k: v for k, v in row.items() if not k.startswith("__")}
+        if too_long[i]:
+            record[plan.text_column] = record[plan.text_column][:1000] + (
+                f"... [{len(row[plan.text_column]):,} characters, over max_doc_chars {limit:,}]")
+        out.append({"source": rel, "row": row[ROW], "id": row["id"], "field": plan.text_column,
+                    "reason": reason, "record": json.dumps(record, ensure_ascii=False,
+                                                           default=str)})
+    return pa.Table.from_pylist(out, schema=REJECTS_SCHEMA)
+
+
+class _EmbedLsi(beam.DoFn):
+    """LSI vectors for model batches; the fitted model arrives as a path, loaded once."""
+
+    def setup(self) -> None:
+        self._path, self._model = None, None
+
+    def process(self, item, model_path: str):
+        if model_path != self._path:
+            fs, inner = filesystem(model_path)
+            with fs.open_input_file(inner) as f:
+                self._model = LsiModel.load(f)
+            self._path = model_path
+        key, texts = item
+        yield key, self._model.transform(texts)
+
+
+class _Attach(beam.DoFn):
+    """``((shard, part, meta), vectors)`` → ``(shard, (part, table))``; counts progress."""
+
+    def __init__(self, progress_dir: str | None) -> None:
+        self._progress_dir = progress_dir
+
+    def setup(self) -> None:
+        self._docs = Metrics.counter(NAMESPACE, "docs_embedded")
+        self._progress = ProgressWriter(self._progress_dir, PROGRESS_STAGE)
+
+    def process(self, item):
+        (shard, part, meta), vectors = item
+        vectors = np.asarray(vectors, dtype=np.float32)
+        docs = int(pc.sum(pc.equal(meta.column("window"), 0)).as_py() or 0)
+        self._docs.inc(docs)
+        self._progress.add(docs)
+        flat = pa.array(vectors.reshape(-1), pa.float32())
+        column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+        yield shard, (part, meta.append_column("embedding", column))
+
+    def finish_bundle(self):
+        self._progress.flush()
+
+
+def _document_vectors(table: pa.Table, normalize: bool) -> pa.Table:
+    """One row per document: the mean of its window vectors (re-normalised), its whole span."""
+    ids = table.column("id").to_pylist()
+    rows = table.column(ROW).to_numpy()
+    dim = table.schema.field("embedding").type.list_size
+    vectors = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(-1, dim)
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    sums = np.add.reduceat(vectors, starts, axis=0)
+    counts = np.diff(np.r_[starts, len(rows)])
+    means = (sums / counts[:, None]).astype(np.float32)
+    if normalize:
+        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    tokens = np.add.reduceat(table.column("n_tokens").to_numpy(), starts)
+    return pa.table({
+        "id": [ids[i] for i in starts], "window": pa.array(np.zeros(len(starts)), pa.int32()),
+        "token_start": pa.array(np.zeros(len(starts)), pa.int32()),
+        "token_end": pa.array(tokens, pa.int32()), "n_tokens": pa.array(tokens, pa.int64()),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(means.reshape(-1)), dim),
+    })
+
+
+def _write(item, spec: EmbedSpec) -> dict:
+    shard, parts = item
+    parts = sorted(parts, key=lambda p: p[0])
+    table = pa.concat_tables([t for _, t in parts]).sort_by([(ROW, "ascending"),
+                                                             ("window", "ascending")])
+    if spec.mode == "document":
+        table = _document_vectors(table, spec.normalize)
+    dim = table.schema.field("embedding").type.list_size
+    schema = embed_schema(dim)
+    table = table.select(schema.names).cast(schema)
+    path = join(spec.out_dir, mf.DATA, shard)
+    size, digest = write_atomically(path, lambda f: pq.write_table(
+        table, f, compression="zstd", row_group_size=65536))
+    return _entry(shard, table, size, digest)
+
+
+def _entry(shard: str, table: pa.Table, size: int, digest: str) -> dict:
+    return {"path": f"{mf.DATA}/{shard}", "rows": table.num_rows, "bytes": size,
+            "sha256": digest, "tokens": int(pc.sum(table.column("n_tokens")).as_py() or 0),
+            "documents": int(pc.sum(pc.equal(table.column("window"), 0)).as_py() or 0),
+            "dim": table.schema.field("embedding").type.list_size, "reused": False}
+
+
+def _describe_reused(shard: str, spec: EmbedSpec) -> dict:
+    fs, inner = filesystem(join(spec.out_dir, mf.DATA, shard))
+    with fs.open_input_file(inner) as f:
+        table = pq.read_table(f, columns=["window", "n_tokens", "embedding"])
+    entry = _entry(shard, table, fs.get_file_info(inner).size, sha256_file(fs, inner))
+    entry["reused"] = True
+    return entry
+
+
+def _fit_lsi(sample: list, spec: EmbedSpec) -> str:
+    """Fit LSI on the sampled texts; save it under ``models/`` named by its content hash
+    (an identical refit reuses the file, and the shards keyed by it)."""
+    texts = [t for _, t in sorted(sample)]
+    model = LsiModel(spec.lsi_dim, spec.lsi_max_features, spec.lsi_min_df, spec.seed).fit(texts)
+    digest = hashlib.sha256()
+    for array in (model.vocabulary_, model.idf_, model.components_):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    path = join(spec.out_dir, MODELS, f"lsi-{digest.hexdigest()}.npz")
+    if not _exists(path):
+        write_atomically(path, model.save)
+    return path
+
+
+def _lsi_sample(table: pa.Table, spec: EmbedSpec, text_column: str):
+    keys = row_keys(table.column("id").to_pylist(), spec.seed)
+    texts = table.column(text_column).to_pylist()
+    for k, t in zip(keys.tolist(), texts, strict=True):
+        if len(t) <= spec.max_doc_chars:
+            yield k, t[: 20 * spec.window_tokens]
+
+
+def build(pipeline: beam.Pipeline, plan: InputPlan, spec: EmbedSpec, header: dict) -> None:
+    """Add the whole ``embed`` job to ``pipeline``."""
+    read = pipeline | "ReadRecords" >> ReadRecords(plan)
+    records = read["records"]
+    checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
+    if spec.embedder == "lsi":
+        model_ref = (
+            records
+            | "SampleForFit" >> beam.FlatMap(_lsi_sample, spec, plan.text_column)
+            | "TopKeys" >> beam.combiners.Top.Smallest(spec.lsi_fit_sample)
+            | "FitLSI" >> beam.Map(_fit_lsi, spec)
+        )
+    else:
+        model_ref = pipeline | "ModelKey" >> beam.Create([spec.settings_hash()])
+    key = beam.pvalue.AsSingleton(model_ref | "CacheKey" >> beam.Map(_cache_key, spec))
+    batches = records | "Window" >> beam.ParDo(
+        _Window(plan, spec), beam.pvalue.AsDict(checksums), key).with_outputs(
+        "rejects", "reused", main="batches")
+    if spec.embedder == "lsi":
+        vectors = batches.batches | "Embed" >> beam.ParDo(
+            _EmbedLsi(), beam.pvalue.AsSingleton(model_ref))
+    else:
+        vectors = batches.batches | "Embed" >> _run_inference(spec)
+    written = (
+        vectors
+        | "Attach" >> beam.ParDo(_Attach(spec.progress_dir))
+        | "GroupShards" >> beam.GroupByKey()
+        | "WriteShards" >> beam.Map(_write, spec)
+    )
+    reused = batches.reused | "DescribeReused" >> beam.Map(_describe_reused, spec)
+    shards = (written, reused) | "AllShards" >> beam.Flatten()
+    rejects = ((read["rejects"], batches.rejects) | "AllRejects" >> beam.Flatten()
+               | "WriteRejects" >> WriteRejects(spec.out_dir))
+    sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
+             "rejects": rejects, "model_ref": model_ref}
+    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _ManifestBuilder(plan, spec,
+                                                                                header))
+
+
+def _cache_key(model_ref: str, spec: EmbedSpec) -> str:
+    return hashlib.sha256(f"{spec.settings_hash()}\0{model_ref}".encode()).hexdigest()
+
+
+def _run_inference(spec: EmbedSpec) -> beam.PTransform:
+    from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
+
+    from tamis.embeddings.sentence import SentenceTransformerHandler
+
+    handler = SentenceTransformerHandler(
+        spec.model_path, device=spec.device, precision=spec.precision,
+        max_seq_length=spec.max_seq_length, normalize=spec.normalize, threads=spec.threads,
+        trust_remote_code=spec.trust_remote_code)
+    return RunInference(KeyedModelHandler(handler))
+
+
+class _ManifestBuilder:
+    def __init__(self, plan: InputPlan, spec: EmbedSpec, header: dict) -> None:
+        self.plan, self.spec, self.header = plan, spec, header
+
+    def __call__(self, checksums, rows_in, shards, rejects, model_ref) -> dict:
+        plan, spec = self.plan, self.spec
+        rows_per_file = [0] * len(plan.files)
+        for f, n in rows_in:
+            rows_per_file[f] += n
+        sha = dict(checksums)
+        rejected: dict[str, int] = {}
+        for entry in rejects:
+            for reason, n in entry["reasons"].items():
+                rejected[reason] = rejected.get(reason, 0) + n
+        rejects = sorted(({k: v for k, v in e.items() if k != "reasons"} for e in rejects),
+                         key=lambda e: e["path"])
+        shards = sorted(shards, key=lambda e: e["path"])
+        _remove_stale(spec.out_dir, {e["path"] for e in shards})
+        reused = [e for e in shards if e["reused"]]
+        dims = sorted({e["dim"] for e in shards})
+        clean = [{k: v for k, v in e.items() if k not in ("reused", "dim")} for e in shards]
+        documents = sum(e["documents"] for e in shards)
+        model = {
+            "embedder": spec.embedder, "name": spec.model_name,
+            "content_hash": spec.model_hash, "dim": dims[0] if dims else spec.dim,
+            "normalized": spec.normalize, "max_seq_length": spec.max_seq_length,
+            "window_tokens": spec.window_tokens, "mode": spec.mode,
+            "precision": spec.effective_precision(), "device": spec.device,
+        }
+        if spec.embedder == "lsi":
+            name = model_ref[0].replace("\\", "/").rsplit("/", 1)[-1]
+            model["artifact"] = f"{MODELS}/{name}"
+            model["content_hash"] = "sha256:" + name[len("lsi-"):-len(".npz")]
+        return {
+            **{k: v for k, v in self.header.items() if k != "warnings"},
+            "schema_version": mf.SCHEMA_VERSION,
+            mf.TIMESTAMP_FIELD: datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": mf.versions(),
+            "inputs": [{"path": f.path, "rel": f.rel, "format": f.format, "bytes": f.bytes,
+                        "rows": rows_per_file[i], "sha256": sha[i]}
+                       for i, f in enumerate(plan.files)],
+            "model": model,
+            "outputs": {"shards": clean, "rejects": rejects,
+                        "rows": sum(e["rows"] for e in shards), "documents": documents,
+                        "tokens": sum(e["tokens"] for e in shards),
+                        "schema": [{"name": f.name, "type": str(f.type)}
+                                   for f in embed_schema(model["dim"])]},
+            "accounting": {"rows_in": sum(rows_per_file), "rows_kept": documents,
+                           "rows_dropped": {}, "rows_rejected": rejected},
+            "stats": {"shards_written": len(shards) - len(reused),
+                      "shards_reused": len(reused),
+                      "docs_embedded": sum(e["documents"] for e in shards if not e["reused"]),
+                      "docs_reused": sum(e["documents"] for e in reused)},
+            "warnings": list(self.header.get("warnings", [])),
+        }
+
+
+def _remove_stale(out_dir: str, keep: set[str]) -> None:
+    """Cache shards of inputs or settings that this run no longer has."""
+    fs, inner = filesystem(join(out_dir, mf.DATA))
+    selector = pafs.FileSelector(inner, allow_not_found=True)
+    for info in fs.get_file_info(selector):
+        if info.type == pafs.FileType.File and f"{mf.DATA}/{info.base_name}" not in keep:
+            fs.delete_file(info.path)

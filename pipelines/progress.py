@@ -1,0 +1,92 @@
+"""Progress of a long stage on the local runner: docs done, docs/s and time left.
+
+Workers are separate processes, so each :class:`ProgressWriter` keeps its own count in a small
+file under a folder the launcher chose, rewritten at most once a second; the launcher's
+:class:`ProgressMonitor` thread adds the files up and logs a line every few seconds. On other
+runners the same counts are Beam counters, shown by the runner's own UI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+
+log = logging.getLogger(__name__)
+
+
+class ProgressWriter:
+    """Counts done work in one worker; ``folder`` None turns it off."""
+
+    def __init__(self, folder: str | None, stage: str) -> None:
+        self.folder, self.stage = folder, stage
+        self.done = 0
+        self._last = 0.0
+        self._path = (os.path.join(folder, f"{stage}-{os.getpid()}-{uuid.uuid4().hex}.json")
+                      if folder else None)
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self._path and time.monotonic() - self._last >= 1.0:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._path:
+            return
+        tmp = self._path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"done": self.done}, f)
+        os.replace(tmp, self._path)
+        self._last = time.monotonic()
+
+
+def read_done(folder: str, stage: str) -> int:
+    total = 0
+    for name in os.listdir(folder):
+        if name.startswith(stage + "-") and name.endswith(".json"):
+            try:
+                with open(os.path.join(folder, name)) as f:
+                    total += json.load(f)["done"]
+            except (OSError, ValueError, KeyError):
+                continue  # a file being replaced; counted next time
+    return total
+
+
+def eta(done: int, total: int | None, seconds: float) -> str:
+    """``done / total units (rate/s, ETA)`` as a readable line."""
+    rate = done / seconds if seconds > 0 else 0.0
+    if total and rate > 0:
+        left = max(0.0, (total - done) / rate)
+        return f"{done:,}/{total:,} ({rate:,.1f}/s, ETA {_clock(left)})"
+    return f"{done:,} ({rate:,.1f}/s)"
+
+
+def _clock(seconds: float) -> str:
+    minutes, s = divmod(int(seconds), 60)
+    h, m = divmod(minutes, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class ProgressMonitor(threading.Thread):
+    """Logs ``label: done/total (rate, ETA)`` every ``every`` seconds until stopped."""
+
+    def __init__(self, folder: str, stage: str, label: str, total: int | None,
+                 every: float = 5.0) -> None:
+        super().__init__(daemon=True)
+        self.folder, self.stage, self.label, self.total, self.every = (
+            folder, stage, label, total, every)
+        self._stop_event = threading.Event()
+        self._start = time.monotonic()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.every):
+            done = read_done(self.folder, self.stage)
+            if done:
+                log.info("%s: %s", self.label, eta(done, self.total,
+                                                     time.monotonic() - self._start))
+
+    def stop(self) -> None:
+        self._stop_event.set()
