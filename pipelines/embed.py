@@ -12,6 +12,7 @@ already has and embeds only what is missing.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -299,7 +300,9 @@ def _fit_lsi(sample: list, spec: EmbedSpec) -> str:
         digest.update(np.ascontiguousarray(array).tobytes())
     path = join(spec.out_dir, MODELS, f"lsi-{digest.hexdigest()}.npz")
     if not _exists(path):
-        write_atomically(path, model.save)
+        buffer = io.BytesIO()  # zip files need a seekable target
+        model.save(buffer)
+        write_atomically(path, lambda f: f.write(buffer.getvalue()))
     return path
 
 

@@ -75,6 +75,15 @@ def _clean(plan: InputPlan, src: int, table: pa.Table, rows: np.ndarray,
     else:
         text = text.cast(pa.string())
         _mark(reasons, pc.is_null(text), plan.text_column, "null_text")
+        bad_utf8 = _invalid_utf8(text)
+        if bad_utf8 is not None:
+            _mark(reasons, bad_utf8, plan.text_column, "invalid_utf8")
+            # Rejects show the text decoded with U+FFFD for the bad bytes.
+            readable = [None if v is None else v.decode("utf-8", errors="replace")
+                        for v in text.cast(pa.binary()).to_pylist()]
+            text = pa.chunked_array([pa.array(readable, pa.string())])
+            table = table.set_column(table.schema.get_field_index(plan.text_column),
+                                     plan.text_column, text)
         blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
         _mark(reasons, pc.fill_null(blank, False), plan.text_column, "empty_text")
     bad = np.array([r is not None for r in reasons], dtype=bool)
@@ -94,6 +103,25 @@ def _clean(plan: InputPlan, src: int, table: pa.Table, rows: np.ndarray,
     out = out.append_column(SRC, pa.array(np.full(out.num_rows, src, dtype=np.int32)))
     out = out.append_column(ROW, pa.array(rows[~bad]))
     return out, pa.Table.from_pylist(pre_rejected + rejects, schema=REJECTS_SCHEMA)
+
+
+def _invalid_utf8(text: pa.ChunkedArray) -> pa.Array | None:
+    """A mask of the texts that are not valid UTF-8, or None when all are (the usual case,
+    checked in one pass by Arrow)."""
+    try:
+        text.validate(full=True)
+        return None
+    except pa.ArrowInvalid:
+        values = text.cast(pa.binary()).to_pylist()
+        return pa.array([v is not None and not _decodes(v) for v in values])
+
+
+def _decodes(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _ids(plan: InputPlan, f: InputFile, table: pa.Table, rows: np.ndarray) -> pa.ChunkedArray:

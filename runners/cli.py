@@ -207,7 +207,7 @@ def dry_run_report(job: Job, args, config, prepared: Prepared, pipeline: beam.Pi
         f"expected output: ~{_n(est['output_rows_estimated'])} rows, "
         f"~{_n(est['output_tokens_estimated'])} tokens, ~{_bytes(est['output_bytes_estimated'])}"
         f" in {est['num_shards']} shard(s) under {join(config.output, mf.DATA)}")
-    for warning in plan.warnings:
+    for warning in prepared.header.get("warnings", []):
         lines.append(f"warning: {warning}")
     lines.append("stages:")
     lines += stage_graph(pipeline)

@@ -70,3 +70,13 @@ def test_jsonl_lines_of_every_kind(tmp_path):
                    (3, None, "not_an_object"), (4, "n", "bad_value"), (5, None, "invalid_utf8"),
                    (7, "text", "null_text")]
     assert rejected.sort_by("row").column("record").to_pylist()[1] == "not json at all"
+
+
+def test_invalid_utf8_in_parquet_is_rejected_not_a_crash(tmp_path):
+    text = pa.array([b"fine", b"caf\xe9 au lait", None], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"text": text}), tmp_path / "x.parquet")
+    kept, rejected = read_all(plan_inputs([str(tmp_path)], "text"))
+    assert kept.column("text").to_pylist() == ["fine"]
+    assert [(r["row"], r["reason"]) for r in rejected.to_pylist()] == [(1, "invalid_utf8"),
+                                                                        (2, "null_text")]
+    assert "caf\ufffd au lait" in rejected.to_pylist()[0]["record"]
