@@ -145,15 +145,21 @@ class SentenceTransformerHandler(ModelHandler[Sequence[str], np.ndarray, Any]):
         L2-normalise every vector.
     threads : int
         torch intra-op threads on CPU (0: leave torch's default).
+    batch_size : int
+        Texts per forward pass.
+    progress : optional
+        An object with ``add(n)`` and ``flush()``, told how many texts are done.
     """
 
     def __init__(self, path: str, device: str = "cpu", precision: str = "auto",
                  max_seq_length: int | None = None, normalize: bool = True,
-                 threads: int = 0, trust_remote_code: bool = False) -> None:
+                 threads: int = 0, batch_size: int = 64, trust_remote_code: bool = False,
+                 progress: Any = None) -> None:
         super().__init__(min_batch_size=1, max_batch_size=1)
         self.path, self.device, self.precision = path, device, precision
         self.max_seq_length, self.normalize, self.threads = max_seq_length, normalize, threads
-        self.trust_remote_code = trust_remote_code
+        self.batch_size, self.trust_remote_code = batch_size, trust_remote_code
+        self.progress = progress  # anything with add(n) and flush(), told of texts done
 
     def load_model(self):
         quiet_hub()
@@ -178,12 +184,22 @@ class SentenceTransformerHandler(ModelHandler[Sequence[str], np.ndarray, Any]):
 
     def run_inference(self, batch: Sequence[Sequence[str]], model,
                       inference_args: dict | None = None) -> Iterable[np.ndarray]:
+        """One ``(n, dim)`` matrix per example; the model sees ``batch_size`` texts at a time,
+        in the order given (give them longest first to waste little padding)."""
         out = []
         for texts in batch:
-            vectors = model.encode(list(texts), batch_size=max(1, len(texts)),
-                                   normalize_embeddings=self.normalize, convert_to_numpy=True,
-                                   show_progress_bar=False)
-            out.append(np.asarray(vectors, dtype=np.float32))
+            parts = []
+            for start in range(0, len(texts), self.batch_size):
+                chunk = list(texts[start:start + self.batch_size])
+                parts.append(model.encode(chunk, batch_size=len(chunk),
+                                          normalize_embeddings=self.normalize,
+                                          convert_to_numpy=True, show_progress_bar=False))
+                if self.progress is not None:
+                    self.progress.add(len(chunk))
+            if self.progress is not None:
+                self.progress.flush()
+            out.append(np.concatenate(parts).astype(np.float32) if parts
+                       else np.zeros((0, _dimension(model)), np.float32))
         return out
 
     def get_num_bytes(self, batch: Sequence[Sequence[str]]) -> int:
@@ -194,6 +210,11 @@ class SentenceTransformerHandler(ModelHandler[Sequence[str], np.ndarray, Any]):
 
     def share_model_across_processes(self) -> bool:
         return self.device in ("cuda", "auto") and _cuda_available()
+
+
+def _dimension(model) -> int:
+    getter = getattr(model, "get_embedding_dimension", None)  # renamed in sentence-transformers 5
+    return int(getter() if getter else model.get_sentence_embedding_dimension())
 
 
 def _cuda_available() -> bool:

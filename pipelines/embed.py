@@ -1,12 +1,13 @@
 """The ``embed`` job: documents → token windows → vectors, written as a reusable cache.
 
-Read ─► Window (tokenize, check cache) ─► Embed (RunInference / LSI) ─► Attach ─► Write shards
-  │                  └──── cached shard? ──► Describe reused ──────────────────────┘
-  └─ (LSI) Sample ─► Fit ─► model path (side input)
+Read ─► Window (tokenize, check cache) ─► Embed (RunInference / LSI) ─► Write shards
+                     └──── cached shard? ──► Describe reused ─────────────────┘
+(LSI) Read ─► Sample ─► Fit ─► model path (side input of Embed)
 
 One cache shard per read batch of an input file (at most 8,192 documents), named from the
 file's checksum, the batch's first row and the embedding settings: a rerun finds the shards it
-already has and embeds only what is missing.
+already has and embeds only what is missing. A read batch travels as one model example, so
+nothing waits in a shuffle: memory holds a few batches, whatever the corpus size.
 """
 
 from __future__ import annotations
@@ -114,11 +115,9 @@ def _exists(path: str) -> bool:
 
 
 class _Window(beam.DoFn):
-    """Tables of documents → ``(key, texts)`` model batches, or a note that the shard exists.
-
-    ``key`` is ``(shard, part, meta)``; ``meta`` is a small Arrow table (id, row, window,
-    token span, n_tokens) in the order of ``texts``.
-    """
+    """A table of documents → ``((shard, meta), texts)``, all its windows as one model
+    example, or a note that the shard exists. ``meta`` is an Arrow table (id, row, window,
+    token span, n_tokens) in the order of ``texts``, which is longest first."""
 
     def __init__(self, plan: InputPlan, spec: EmbedSpec) -> None:
         self._plan, self._spec = plan, spec
@@ -162,17 +161,15 @@ class _Window(beam.DoFn):
                 for i, doc in enumerate(windows) if not too_long[i]
                 for w, (s, e, a, b) in enumerate(doc)]
         self._windows.inc(len(flat))
-        flat.sort(key=lambda x: -len(x[5]))  # similar lengths together: less padding
-        for part, start in enumerate(range(0, len(flat), spec.batch_size)):
-            chunk = flat[start:start + spec.batch_size]
-            meta = pa.table({
-                "id": [c[0] for c in chunk], ROW: pa.array([c[1] for c in chunk], pa.int64()),
-                "window": pa.array([c[2] for c in chunk], pa.int32()),
-                "token_start": pa.array([c[3] for c in chunk], pa.int32()),
-                "token_end": pa.array([c[4] for c in chunk], pa.int32()),
-                "n_tokens": pa.array([c[4] - c[3] for c in chunk], pa.int64()),
-            })
-            yield (shard, part, meta), [c[5] for c in chunk]
+        flat.sort(key=lambda x: -len(x[5]))  # similar lengths side by side: less padding
+        meta = pa.table({
+            "id": [c[0] for c in flat], ROW: pa.array([c[1] for c in flat], pa.int64()),
+            "window": pa.array([c[2] for c in flat], pa.int32()),
+            "token_start": pa.array([c[3] for c in flat], pa.int32()),
+            "token_end": pa.array([c[4] for c in flat], pa.int32()),
+            "n_tokens": pa.array([c[4] - c[3] for c in flat], pa.int64()),
+        })
+        yield (shard, meta), [c[5] for c in flat]
 
 
 def _cached_ids(path: str) -> set[str]:
@@ -198,10 +195,14 @@ def _rejects(plan: InputPlan, table: pa.Table, too_long, empty, limit: int) -> p
 
 
 class _EmbedLsi(beam.DoFn):
-    """LSI vectors for model batches; the fitted model arrives as a path, loaded once."""
+    """LSI vectors for a table's windows; the fitted model arrives as a path, loaded once."""
+
+    def __init__(self, batch_size: int, progress_dir: str | None) -> None:
+        self._batch, self._progress_dir = batch_size, progress_dir
 
     def setup(self) -> None:
         self._path, self._model = None, None
+        self._progress = ProgressWriter(self._progress_dir, PROGRESS_STAGE)
 
     def process(self, item, model_path: str):
         if model_path != self._path:
@@ -210,31 +211,32 @@ class _EmbedLsi(beam.DoFn):
                 self._model = LsiModel.load(f)
             self._path = model_path
         key, texts = item
-        yield key, self._model.transform(texts)
-
-
-class _Attach(beam.DoFn):
-    """``((shard, part, meta), vectors)`` → ``(shard, (part, table))``; counts progress."""
-
-    def __init__(self, progress_dir: str | None) -> None:
-        self._progress_dir = progress_dir
-
-    def setup(self) -> None:
-        self._docs = Metrics.counter(NAMESPACE, "docs_embedded")
-        self._progress = ProgressWriter(self._progress_dir, PROGRESS_STAGE)
-
-    def process(self, item):
-        (shard, part, meta), vectors = item
-        vectors = np.asarray(vectors, dtype=np.float32)
-        docs = int(pc.sum(pc.equal(meta.column("window"), 0)).as_py() or 0)
-        self._docs.inc(docs)
-        self._progress.add(docs)
-        flat = pa.array(vectors.reshape(-1), pa.float32())
-        column = pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
-        yield shard, (part, meta.append_column("embedding", column))
+        vectors = np.concatenate([self._model.transform(texts[i:i + self._batch])
+                                  for i in range(0, len(texts), self._batch)])
+        self._progress.add(len(texts))
+        yield key, vectors
 
     def finish_bundle(self):
         self._progress.flush()
+
+
+class _WriteShard(beam.DoFn):
+    """``((shard, meta), vectors)`` → the shard written, and its manifest entry."""
+
+    def __init__(self, spec: EmbedSpec) -> None:
+        self._spec = spec
+
+    def setup(self) -> None:
+        self._docs = Metrics.counter(NAMESPACE, "docs_embedded")
+
+    def process(self, item):
+        (shard, meta), vectors = item
+        vectors = np.asarray(vectors, dtype=np.float32)
+        self._docs.inc(int(pc.sum(pc.equal(meta.column("window"), 0)).as_py() or 0))
+        flat = pa.array(vectors.reshape(-1), pa.float32())
+        table = meta.append_column("embedding",
+                                   pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
+        yield _write(shard, table, self._spec)
 
 
 def _document_vectors(table: pa.Table, normalize: bool) -> pa.Table:
@@ -258,11 +260,8 @@ def _document_vectors(table: pa.Table, normalize: bool) -> pa.Table:
     })
 
 
-def _write(item, spec: EmbedSpec) -> dict:
-    shard, parts = item
-    parts = sorted(parts, key=lambda p: p[0])
-    table = pa.concat_tables([t for _, t in parts]).sort_by([(ROW, "ascending"),
-                                                             ("window", "ascending")])
+def _write(shard: str, table: pa.Table, spec: EmbedSpec) -> dict:
+    table = table.sort_by([(ROW, "ascending"), ("window", "ascending")])
     if spec.mode == "document":
         table = _document_vectors(table, spec.normalize)
     dim = table.schema.field("embedding").type.list_size
@@ -317,11 +316,12 @@ def _lsi_sample(table: pa.Table, spec: EmbedSpec, text_column: str):
 def build(pipeline: beam.Pipeline, plan: InputPlan, spec: EmbedSpec, header: dict) -> None:
     """Add the whole ``embed`` job to ``pipeline``."""
     read = pipeline | "ReadRecords" >> ReadRecords(plan)
-    records = read["records"]
     checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
     if spec.embedder == "lsi":
+        # A read of its own: sharing the records with the embedding branch would make a
+        # local runner hold the whole corpus until the fit is done.
         model_ref = (
-            records
+            (pipeline | "ReadForFit" >> ReadRecords(plan))["records"]
             | "SampleForFit" >> beam.FlatMap(_lsi_sample, spec, plan.text_column)
             | "TopKeys" >> beam.combiners.Top.Smallest(spec.lsi_fit_sample)
             | "FitLSI" >> beam.Map(_fit_lsi, spec)
@@ -329,20 +329,15 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, spec: EmbedSpec, header: dic
     else:
         model_ref = pipeline | "ModelKey" >> beam.Create([spec.settings_hash()])
     key = beam.pvalue.AsSingleton(model_ref | "CacheKey" >> beam.Map(_cache_key, spec))
-    batches = records | "Window" >> beam.ParDo(
+    batches = read["records"] | "Window" >> beam.ParDo(
         _Window(plan, spec), beam.pvalue.AsDict(checksums), key).with_outputs(
         "rejects", "reused", main="batches")
     if spec.embedder == "lsi":
         vectors = batches.batches | "Embed" >> beam.ParDo(
-            _EmbedLsi(), beam.pvalue.AsSingleton(model_ref))
+            _EmbedLsi(spec.batch_size, spec.progress_dir), beam.pvalue.AsSingleton(model_ref))
     else:
         vectors = batches.batches | "Embed" >> _run_inference(spec)
-    written = (
-        vectors
-        | "Attach" >> beam.ParDo(_Attach(spec.progress_dir))
-        | "GroupShards" >> beam.GroupByKey()
-        | "WriteShards" >> beam.Map(_write, spec)
-    )
+    written = vectors | "WriteShards" >> beam.ParDo(_WriteShard(spec))
     reused = batches.reused | "DescribeReused" >> beam.Map(_describe_reused, spec)
     shards = (written, reused) | "AllShards" >> beam.Flatten()
     rejects = ((read["rejects"], batches.rejects) | "AllRejects" >> beam.Flatten()
@@ -365,7 +360,8 @@ def _run_inference(spec: EmbedSpec) -> beam.PTransform:
     handler = SentenceTransformerHandler(
         spec.model_path, device=spec.device, precision=spec.precision,
         max_seq_length=spec.max_seq_length, normalize=spec.normalize, threads=spec.threads,
-        trust_remote_code=spec.trust_remote_code)
+        batch_size=spec.batch_size, trust_remote_code=spec.trust_remote_code,
+        progress=ProgressWriter(spec.progress_dir, PROGRESS_STAGE))
     return RunInference(KeyedModelHandler(handler))
 
 

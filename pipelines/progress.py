@@ -25,17 +25,19 @@ class ProgressWriter:
         self.folder, self.stage = folder, stage
         self.done = 0
         self._last = 0.0
-        self._path = (os.path.join(folder, f"{stage}-{os.getpid()}-{uuid.uuid4().hex}.json")
-                      if folder else None)
+        self._path: str | None = None  # chosen in the worker that counts, not the launcher
 
     def add(self, n: int) -> None:
         self.done += n
-        if self._path and time.monotonic() - self._last >= 1.0:
+        if self.folder and time.monotonic() - self._last >= 1.0:
             self.flush()
 
     def flush(self) -> None:
-        if not self._path:
+        if not self.folder:
             return
+        if self._path is None:
+            self._path = os.path.join(self.folder,
+                                      f"{self.stage}-{os.getpid()}-{uuid.uuid4().hex}.json")
         tmp = self._path + ".tmp"
         with open(tmp, "w") as f:
             json.dump({"done": self.done}, f)

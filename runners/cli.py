@@ -110,8 +110,8 @@ def run_job(job: Job, args: argparse.Namespace, beam_args: list[str]) -> int:
         monitor = None
         if job.progress and args.runner == "local":
             prepared.spec = dataclasses.replace(prepared.spec, progress_dir=progress_dir)
-            monitor = ProgressMonitor(progress_dir, job.progress[0], job.progress[1],
-                                      prepared.plan.rows)
+            total = prepared.estimates.get("progress_total", prepared.plan.rows)
+            monitor = ProgressMonitor(progress_dir, job.progress[0], job.progress[1], total)
             monitor.start()
         try:
             with make_pipeline(args.runner, options) as pipeline:

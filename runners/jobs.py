@@ -141,6 +141,7 @@ def prepare_embed(config: EmbedConfig, context: Context) -> Prepared:
         * (4 * dim + 64),
         "output_tokens_estimated": tokens, "num_shards": len(plan.units),
         "docs_per_second": rate, "seconds_estimated": seconds,
+        "progress_total": windows,  # progress counts windows (estimated from footers)
     }
     model_line = (f"model: {m.name} ({dim}-d, max_seq_length {seq}, {device}, "
                   f"{spec.effective_precision()}, {content[:19]}...)"
@@ -173,5 +174,5 @@ JOBS = {
                   SampleConfig, prepare_sample, build_sample),
     "embed": Job("embed", "embed documents (token windows) into a reusable vector cache",
                  EmbedConfig, prepare_embed, build_embed, reuses_output=True,
-                 progress=(embed.PROGRESS_STAGE, "embedded documents")),
+                 progress=(embed.PROGRESS_STAGE, "embedded windows (total estimated)")),
 }
