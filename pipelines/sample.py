@@ -1,10 +1,11 @@
 """The ``sample`` job: uniform sampling without replacement to a row or token budget.
 
-Read ─► Key (seed, id) ─► Histogram ─► Fit cut-offs ─► Boundary ─► Select ─► Write shards
-                                                                     └────► Write manifest
+Read ─► Key (seed, id) ─► Histogram ─► Fit cut-offs
+Read ─► Key ─► rows of each stratum's cut-off bin ─► Resolve
+Read ─► Key ─► Select (cut-offs, resolved) ─► Write shards ─► Write manifest
 
-Two passes over the records (histogram, then select), and one over the few rows of each
-stratum's cut-off bin; memory holds histograms, never the corpus.
+Three reads of the inputs, one per pass; memory holds histograms and the rows of the cut-off
+bins, never the corpus (the shuffle before writing holds the selection).
 """
 
 from __future__ import annotations
@@ -186,21 +187,29 @@ class _Select(beam.DoFn):
 
 
 class SampleUniform(beam.PTransform):
-    """Records (Arrow tables) → ``{"kept": (shard, table), "tally": ..., "sampler": ...,
-    "resolved": ...}``: a uniform sample without replacement, per stratum, to a budget."""
+    """A uniform sample without replacement of an input plan, per stratum, to a budget.
 
-    def __init__(self, spec: SampleSpec) -> None:
+    Applied to the pipeline, it reads the inputs once per pass (histogram, cut-off bin,
+    selection) rather than keeping records between passes: a local runner would otherwise hold
+    the whole corpus in memory. Returns ``kept`` (``(shard, table)``), ``tally``, ``sampler``,
+    ``resolved``, and the main read's ``rows_in`` and ``rejects``.
+    """
+
+    def __init__(self, plan: InputPlan, spec: SampleSpec) -> None:
         super().__init__()
-        spec.sampler()  # fails early on a bad unit or allocation when fitted; checked here too
         if spec.unit not in ("rows", "tokens"):
             raise ValueError(f"unit must be 'rows' or 'tokens', got {spec.unit!r}")
         if spec.budget <= 0:
             raise ValueError(f"budget must be positive, got {spec.budget}")
-        self._spec = spec
+        self._plan, self._spec = plan, spec
 
-    def expand(self, records):
+    def _keyed(self, pbegin, label: str):
+        read = pbegin | f"Read{label}" >> ReadRecords(self._plan)
+        return read, read["records"] | f"Key{label}" >> beam.Map(_add_keys, self._spec)
+
+    def expand(self, pbegin):
         spec = self._spec
-        keyed = records | "Key" >> beam.Map(_add_keys, spec)
+        _, keyed = self._keyed(pbegin, "ForHistogram")
         sampler = (
             keyed
             | "Histogram" >> beam.Map(_histograms, spec)
@@ -208,28 +217,30 @@ class SampleUniform(beam.PTransform):
             | "Fit" >> beam.Map(_fit, spec)
         )
         fitted = beam.pvalue.AsSingleton(sampler)
+        _, keyed = self._keyed(pbegin, "ForBoundary")
         resolved = (
             keyed
             | "Boundary" >> beam.FlatMap(_boundary_rows, fitted)
             | "CollectBoundary" >> beam.combiners.ToList()
             | "Resolve" >> beam.Map(_resolve, fitted)
         )
+        read, keyed = self._keyed(pbegin, "")
         out = keyed | "Select" >> beam.ParDo(
             _Select(spec), fitted, beam.pvalue.AsSingleton(resolved)).with_outputs(
             "tally", main="kept")
-        return {"kept": out.kept, "tally": out.tally, "sampler": sampler, "resolved": resolved}
+        return {"kept": out.kept, "tally": out.tally, "sampler": sampler, "resolved": resolved,
+                "rows_in": read["rows_in"], "rejects": read["rejects"]}
 
 
 def build(pipeline: beam.Pipeline, plan: InputPlan, spec: SampleSpec, header: dict) -> None:
     """Add the whole ``sample`` job to ``pipeline``; ``header`` opens the manifest (job,
     config, config_hash, seed, warnings)."""
-    read = pipeline | "ReadRecords" >> ReadRecords(plan)
-    sample = read["records"] | "SampleUniform" >> SampleUniform(spec)
+    sample = pipeline | "SampleUniform" >> SampleUniform(plan, spec)
     shards = sample["kept"] | "WriteShards" >> WriteShards(
         spec.out_dir, output_schema(plan), spec.num_shards, [KEY, "id", SRC, ROW])
-    rejects = read["rejects"] | "WriteRejects" >> WriteRejects(spec.out_dir)
+    rejects = sample["rejects"] | "WriteRejects" >> WriteRejects(spec.out_dir)
     checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
-    sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
+    sides = {"checksums": checksums, "rows_in": sample["rows_in"], "shards": shards,
              "rejects": rejects, "tally": sample["tally"], "sampler": sample["sampler"],
              "resolved": sample["resolved"]}
     _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _ManifestBuilder(plan, spec, header))

@@ -47,7 +47,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, config, run_cli):
     assert "dry run" in out and "3 files, 360 rows" in out
     assert "budget: 1,500 tokens, stratified by 'domain' (proportional), seed 11" in out
     assert "3 shard(s)" in out
-    for stage in ("ReadRecords", "SampleUniform", "Histogram", "Select", "WriteShards",
+    for stage in ("SampleUniform", "ReadForHistogram", "Histogram", "Select", "WriteShards",
                   "WriteManifest"):
         assert f"  {stage}\n" in out + "\n"
 
