@@ -90,8 +90,8 @@ def verify(out_dir: str) -> int:
 def run_job(job: Job, args: argparse.Namespace, beam_args: list[str]) -> int:
     data = cfg.apply_overrides(cfg.read_yaml(args.config), args.set)
     config = cfg.load(job.config, data)
-    options = pipeline_options(args.runner, args.workers, beam_args)
-    workers = args.workers or default_workers()
+    options = pipeline_options(args.runner, args.workers or job.local_workers, beam_args)
+    workers = args.workers or job.local_workers or default_workers()
     prepared = job.prepare(config, Context(args.runner, workers, default_workers()))
     out = config.output
     if args.dry_run:
@@ -188,7 +188,7 @@ def dry_run_report(job: Job, args, config, prepared: Prepared, pipeline: beam.Pi
     plan, est = prepared.plan, prepared.estimates
     runner = args.runner
     if runner == "local":
-        runner += f", {args.workers or default_workers()} worker(s)"
+        runner += f", {args.workers or job.local_workers or default_workers()} worker(s)"
     lines = [
         f"tamis {job.name}: dry run (read Parquet footers only; nothing written)",
         f"config: {args.config} ({cfg.config_hash(config)})",

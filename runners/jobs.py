@@ -48,6 +48,8 @@ class Job:
     build: Callable[[beam.Pipeline, Prepared], None]
     reuses_output: bool = False  # a rerun may find its own earlier outputs and keep them
     progress: tuple[str, str] | None = None  # (stage, label) of the long stage
+    #: Local workers when --workers is not given (None: one per core).
+    local_workers: int | None = None
 
 
 def header(job: str, config: Any) -> dict:
@@ -174,5 +176,8 @@ JOBS = {
                   SampleConfig, prepare_sample, build_sample),
     "embed": Job("embed", "embed documents (token windows) into a reusable vector cache",
                  EmbedConfig, prepare_embed, build_embed, reuses_output=True,
-                 progress=(embed.PROGRESS_STAGE, "embedded windows (total estimated)")),
+                 progress=(embed.PROGRESS_STAGE, "embedded windows (total estimated)"),
+                 # torch spreads one model call over every core; worker processes would only
+                 # split the cores, and each row group is one worker's work
+                 local_workers=1),
 }
