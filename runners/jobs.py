@@ -99,9 +99,10 @@ def build_sample(pipeline: beam.Pipeline, prepared: Prepared) -> None:
     sample.build(pipeline, prepared.plan, prepared.spec, prepared.header)
 
 
-#: Documents per second per worker, for dry-run estimates when the config gives none
-#: (sentence-transformers on CPU: measured with all-MiniLM-L6-v2, see BENCHMARKS.md).
-DEFAULT_DOCS_PER_SECOND = {("lsi", "cpu"): 5000.0, ("sentence-transformers", "cpu"): 8.5,
+#: Documents per second, for dry-run estimates when the config gives none: per CPU core on CPU
+#: (measured on the demo corpus with benchmarks/embed.py and embed_memory.py, 256-token
+#: windows; see BENCHMARKS.md), per GPU on CUDA (not measured: a conservative guess).
+DEFAULT_DOCS_PER_SECOND = {("lsi", "cpu"): 1300.0, ("sentence-transformers", "cpu"): 13.5,
                            ("sentence-transformers", "cuda"): 2000.0}
 
 
@@ -129,8 +130,11 @@ def prepare_embed(config: EmbedConfig, context: Context) -> Prepared:
         lsi_fit_sample=config.lsi.fit_sample,
     )
     device = "cpu" if cpu else "cuda"
-    per_worker = config.docs_per_second or DEFAULT_DOCS_PER_SECOND[(config.embedder, device)]
-    rate = per_worker * (context.workers if context.runner == "local" else 1)
+    if config.docs_per_second:
+        rate = config.docs_per_second
+    else:
+        rate = DEFAULT_DOCS_PER_SECOND[(config.embedder, device)]
+        rate *= context.cores if cpu and context.runner == "local" else 1
     rows = plan.rows
     seconds = None if rows is None else rows / rate
     source = "config" if config.docs_per_second else "default"
