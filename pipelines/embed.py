@@ -69,6 +69,7 @@ class EmbedSpec:
     lsi_max_features: int = 65536
     lsi_min_df: int = 2
     lsi_fit_sample: int = 20000
+    lsi_model: str | None = None  # a fitted LSI model to reuse
     progress_dir: str | None = None
 
     def settings(self) -> dict:
@@ -115,9 +116,9 @@ def _exists(path: str) -> bool:
 
 
 class _Window(beam.DoFn):
-    """A table of documents → ``((shard, meta), texts)``, all its windows as one model
-    example, or a note that the shard exists. ``meta`` is an Arrow table (id, row, window,
-    token span, n_tokens) in the order of ``texts``, which is longest first."""
+    """A table of documents → ``((shard, source, first row, meta), texts)``, all its windows
+    as one model example, or a note that the shard exists. ``meta`` is an Arrow table (id,
+    row, window, token span, n_tokens) in the order of ``texts``, which is longest first."""
 
     def __init__(self, plan: InputPlan, spec: EmbedSpec) -> None:
         self._plan, self._spec = plan, spec
@@ -146,7 +147,7 @@ class _Window(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("rejects", (src, _rejects(
                     plan, table, too_long, empty, spec.max_doc_chars)))
             self._reused.inc(int((~too_long & ~empty).sum()))
-            yield beam.pvalue.TaggedOutput("reused", shard)
+            yield beam.pvalue.TaggedOutput("reused", (shard, plan.files[src].rel, first))
             return
         windows = self._windower.split(
             [t if not long else "" for t, long in zip(texts, too_long, strict=True)])
@@ -169,7 +170,7 @@ class _Window(beam.DoFn):
             "token_end": pa.array([c[4] for c in flat], pa.int32()),
             "n_tokens": pa.array([c[4] - c[3] for c in flat], pa.int64()),
         })
-        yield (shard, meta), [c[5] for c in flat]
+        yield (shard, plan.files[src].rel, first, meta), [c[5] for c in flat]
 
 
 def _cached_ids(path: str) -> set[str]:
@@ -230,13 +231,13 @@ class _WriteShard(beam.DoFn):
         self._docs = Metrics.counter(NAMESPACE, "docs_embedded")
 
     def process(self, item):
-        (shard, meta), vectors = item
+        (shard, rel, first, meta), vectors = item
         vectors = np.asarray(vectors, dtype=np.float32)
         self._docs.inc(int(pc.sum(pc.equal(meta.column("window"), 0)).as_py() or 0))
         flat = pa.array(vectors.reshape(-1), pa.float32())
         table = meta.append_column("embedding",
                                    pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
-        yield _write(shard, table, self._spec)
+        yield {**_write(shard, table, self._spec), "source": rel, "first_row": first}
 
 
 def _document_vectors(table: pa.Table, normalize: bool) -> pa.Table:
@@ -280,12 +281,13 @@ def _entry(shard: str, table: pa.Table, size: int, digest: str) -> dict:
             "dim": table.schema.field("embedding").type.list_size, "reused": False}
 
 
-def _describe_reused(shard: str, spec: EmbedSpec) -> dict:
+def _describe_reused(item: tuple[str, str, int], spec: EmbedSpec) -> dict:
+    shard, rel, first = item
     fs, inner = filesystem(join(spec.out_dir, mf.DATA, shard))
     with fs.open_input_file(inner) as f:
         table = pq.read_table(f, columns=["window", "n_tokens", "embedding"])
     entry = _entry(shard, table, fs.get_file_info(inner).size, sha256_file(fs, inner))
-    entry["reused"] = True
+    entry.update(reused=True, source=rel, first_row=first)
     return entry
 
 
@@ -317,7 +319,9 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, spec: EmbedSpec, header: dic
     """Add the whole ``embed`` job to ``pipeline``."""
     read = pipeline | "ReadRecords" >> ReadRecords(plan)
     checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
-    if spec.embedder == "lsi":
+    if spec.embedder == "lsi" and spec.lsi_model:
+        model_ref = pipeline | "LsiModel" >> beam.Create([spec.lsi_model])
+    elif spec.embedder == "lsi":
         # A read of its own: sharing the records with the embedding branch would make a
         # local runner hold the whole corpus until the fit is done.
         model_ref = (
@@ -396,7 +400,7 @@ class _ManifestBuilder:
         }
         if spec.embedder == "lsi":
             name = model_ref[0].replace("\\", "/").rsplit("/", 1)[-1]
-            model["artifact"] = f"{MODELS}/{name}"
+            model["artifact"] = model_ref[0] if spec.lsi_model else f"{MODELS}/{name}"
             model["content_hash"] = "sha256:" + name[len("lsi-"):-len(".npz")]
         return {
             **{k: v for k, v in self.header.items() if k != "warnings"},

@@ -24,6 +24,7 @@ from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, join
 from tamis.pipelines.inputs import InputError
 from tamis.pipelines.progress import ProgressMonitor
+from tamis.pipelines.vectors import CacheError
 from tamis.runners import config as cfg
 from tamis.runners.jobs import JOBS, Context, Job, Prepared
 from tamis.runners.profiles import RUNNERS, RunnerError, default_workers, pipeline_options
@@ -68,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"unknown option {beam_args[0]}")
             return verify(args.out_dir)
         return run_job(JOBS[args.command], args, beam_args)
-    except (cfg.ConfigError, InputError, RunnerError, UsageError, ModelError) as exc:
+    except (cfg.ConfigError, InputError, RunnerError, UsageError, ModelError,
+            CacheError) as exc:
         print(f"tamis: error: {exc}", file=sys.stderr)
         return 2
 
@@ -102,15 +104,15 @@ def run_job(job: Job, args: argparse.Namespace, beam_args: list[str]) -> int:
     _clear_output(out, args.overwrite, job.name if job.reuses_output else None)
     for warning in prepared.header.get("warnings", []):
         log.warning("warning: %s", warning)
-    log.info("tamis %s: %d input files, %s rows; runner %s%s", job.name,
-             len(prepared.plan.files), _n(prepared.plan.rows), args.runner,
+    log.info("tamis %s: %s input rows; runner %s%s", job.name,
+             _n(prepared.estimates.get("input_rows")), args.runner,
              f" ({workers} workers)" if args.runner == "local" else "")
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tamis-progress-") as progress_dir:
         monitor = None
         if job.progress and args.runner == "local":
             prepared.spec = dataclasses.replace(prepared.spec, progress_dir=progress_dir)
-            total = prepared.estimates.get("progress_total", prepared.plan.rows)
+            total = prepared.estimates.get("progress_total")
             monitor = ProgressMonitor(progress_dir, job.progress[0], job.progress[1], total)
             monitor.start()
         try:
@@ -190,18 +192,20 @@ def dry_run_report(job: Job, args, config, prepared: Prepared, pipeline: beam.Pi
     if runner == "local":
         runner += f", {args.workers or job.local_workers or default_workers()} worker(s)"
     lines = [
-        f"tamis {job.name}: dry run (read Parquet footers only; nothing written)",
+        f"tamis {job.name}: dry run (reads footers and small artifacts only; writes nothing)",
         f"config: {args.config} ({cfg.config_hash(config)})",
         f"runner: {runner}",
-        f"inputs: {len(plan.files)} files, {_n(plan.rows)} rows, {_bytes(plan.bytes)}, "
-        f"~{_n(est['input_tokens_estimated'])} tokens (estimated)",
     ]
-    for f in plan.files[:20]:
-        groups = sum(1 for u in plan.units if plan.files[u.file] is f)
-        lines.append(f"  {f.rel}  {f.format}  {_n(f.rows)} rows  {_bytes(f.bytes)}  "
-                     f"{groups} unit(s)")
-    if len(plan.files) > 20:
-        lines.append(f"  ... and {len(plan.files) - 20} more")
+    if plan is not None:
+        lines.append(f"inputs: {len(plan.files)} files, {_n(plan.rows)} rows, "
+                     f"{_bytes(plan.bytes)}, ~{_n(est['input_tokens_estimated'])} tokens "
+                     f"(estimated)")
+        for f in plan.files[:20]:
+            groups = sum(1 for u in plan.units if plan.files[u.file] is f)
+            lines.append(f"  {f.rel}  {f.format}  {_n(f.rows)} rows  {_bytes(f.bytes)}  "
+                         f"{groups} unit(s)")
+        if len(plan.files) > 20:
+            lines.append(f"  ... and {len(plan.files) - 20} more")
     lines += prepared.summary
     lines.append(
         f"expected output: ~{_n(est['output_rows_estimated'])} rows, "

@@ -219,6 +219,7 @@ class LsiSection:
     max_features: int = 65536  # vocabulary size
     min_df: int = 2  # a term must be in this many sample documents
     fit_sample: int = 20000  # documents the model is fitted on, chosen by (seed, id)
+    model: str | None = None  # an lsi-*.npz an earlier embed fitted: reuse it, fit nothing
 
     def check(self) -> None:
         for key in ("dim", "max_features", "min_df", "fit_sample"):
@@ -252,3 +253,73 @@ class EmbedConfig:
             raise ConfigError(f"'max_doc_chars' must be >= 1, got {self.max_doc_chars}")
         if self.docs_per_second is not None and self.docs_per_second <= 0:
             raise ConfigError(f"'docs_per_second' must be > 0, got {self.docs_per_second}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """``tamis cluster``: balanced hierarchical k-means over an embedding cache."""
+
+    embeddings: str  # a folder written by tamis embed
+    output: str
+    branching: int = 64  # children per node
+    levels: int = 2  # 64 x 2 levels = 4,096 leaves; up to 3 levels
+    sample_size: int = 262_144  # documents the tree is fitted on, chosen by (seed, id)
+    niter: int = 20  # k-means iterations per node
+    balance: float = 1.5  # a child holds at most balance / branching of its parent
+    seed: int = 0
+
+    def check(self) -> None:
+        if not 1 <= self.levels <= 3:
+            raise ConfigError(f"'levels' must be 1 to 3, got {self.levels}")
+        if self.branching < 2:
+            raise ConfigError(f"'branching' must be >= 2, got {self.branching}")
+        if self.balance <= 1:
+            raise ConfigError(f"'balance' must be > 1, got {self.balance}")
+        if self.sample_size < self.branching:
+            raise ConfigError(f"'sample_size' ({self.sample_size}) must be >= 'branching' "
+                              f"({self.branching})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Specialist:
+    """One specialist set: its embedding cache, and its share of a multi-task target."""
+
+    embeddings: str
+    weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CrispConfig:
+    """``tamis crisp``: clustered importance sampling of a pool to a token budget."""
+
+    inputs: tuple[str, ...]  # the pool's text, as given to tamis embed
+    embeddings: str  # the pool's embedding cache
+    clusters: str  # a tamis cluster output fitted on that cache
+    specialists: tuple[Specialist, ...]
+    output: str
+    budget: Budget
+    text_column: str = "text"
+    id_column: str | None = "id"
+    level: int | None = None  # the tree level of the histograms; None: the finest
+    smoothing: float = 0.0  # additive smoothing of the specialist histogram
+    repetition_cap: int = 16  # the most times one record may be drawn
+    inject_generic: float = 0.0  # share of the budget drawn uniformly from the whole pool
+    seed: int = 0
+    num_shards: int = 0
+
+    def check(self) -> None:
+        if not self.inputs:
+            raise ConfigError("'inputs' must name at least one file, folder or glob")
+        if not self.specialists:
+            raise ConfigError("'specialists' must name at least one embedding cache")
+        if self.budget.unit != "tokens":
+            raise ConfigError("'budget' of crisp is in tokens: set budget.tokens")
+        if self.repetition_cap < 1:
+            raise ConfigError(f"'repetition_cap' must be >= 1, got {self.repetition_cap}")
+        if not 0 <= self.inject_generic < 1:
+            raise ConfigError(f"'inject_generic' must be in [0, 1), got {self.inject_generic}")
+        if self.smoothing < 0:
+            raise ConfigError(f"'smoothing' must be >= 0, got {self.smoothing}")
+        if any(s.weight < 0 for s in self.specialists) or not any(
+                s.weight > 0 for s in self.specialists):
+            raise ConfigError("specialist weights must be >= 0 with at least one positive")

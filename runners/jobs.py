@@ -4,16 +4,29 @@ its pipeline, and the estimates a dry run prints."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 
 from tamis.embeddings.sentence import model_info
-from tamis.pipelines import embed, sample
+from tamis.pipelines import cluster, crisp, embed, sample
+from tamis.pipelines import manifest as mf
+from tamis.pipelines.files import join
 from tamis.pipelines.inputs import InputPlan, plan_inputs
-from tamis.runners.config import EmbedConfig, SampleConfig, config_hash, to_dict
+from tamis.pipelines.vectors import CacheError, open_cache, read_documents, same_model
+from tamis.runners.config import (
+    ClusterConfig,
+    CrispConfig,
+    EmbedConfig,
+    SampleConfig,
+    config_hash,
+    to_dict,
+)
+from tamis.selectors import importance as imp
 
 SHARD_TARGET_BYTES = 128 << 20
 MAX_AUTO_SHARDS = 1024
@@ -23,7 +36,7 @@ MAX_AUTO_SHARDS = 1024
 class Prepared:
     """A job ready to build: everything checked, nothing read beyond footers."""
 
-    plan: InputPlan
+    plan: InputPlan | None  # None for jobs that read a cache, not text
     spec: Any
     header: dict  # opens the manifest
     estimates: dict = field(default_factory=dict)
@@ -121,13 +134,14 @@ def prepare_embed(config: EmbedConfig, context: Context) -> Prepared:
     cpu = m.device == "cpu" or config.embedder == "lsi"
     threads = m.threads or (max(1, context.cores // max(1, context.workers)) if cpu else 0)
     spec = embed.EmbedSpec(
-        out_dir=config.output, embedder=config.embedder, model_name=m.name, model_path=path,
+        out_dir=config.output, embedder=config.embedder,
+        model_name=m.name if config.embedder == "sentence-transformers" else "lsi", model_path=path,
         model_hash=content, dim=dim, max_seq_length=seq, window_tokens=config.window_tokens,
         mode=config.mode, normalize=m.normalize, device=m.device, precision=m.precision,
         batch_size=m.batch_size, threads=threads, max_doc_chars=config.max_doc_chars,
         seed=config.seed, trust_remote_code=m.trust_remote_code, lsi_dim=config.lsi.dim,
         lsi_max_features=config.lsi.max_features, lsi_min_df=config.lsi.min_df,
-        lsi_fit_sample=config.lsi.fit_sample,
+        lsi_fit_sample=config.lsi.fit_sample, lsi_model=_lsi_model(config),
     )
     device = "cpu" if cpu else "cuda"
     if config.docs_per_second:
@@ -163,6 +177,16 @@ def prepare_embed(config: EmbedConfig, context: Context) -> Prepared:
     return Prepared(plan, spec, h, estimates, summary)
 
 
+def _lsi_model(config: EmbedConfig) -> str | None:
+    path = config.lsi.model
+    if path is None or config.embedder != "lsi":
+        return None
+    if not os.path.isfile(path) or not os.path.basename(path).startswith("lsi-"):
+        raise CacheError(f"lsi.model {path} is not an LSI model that tamis embed fitted "
+                         f"(models/lsi-<sha256>.npz in an embedding cache)")
+    return os.path.abspath(path)
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown (JSONL row counts are not in a footer)"
@@ -175,6 +199,152 @@ def build_embed(pipeline: beam.Pipeline, prepared: Prepared) -> None:
     embed.build(pipeline, prepared.plan, prepared.spec, prepared.header)
 
 
+def prepare_cluster(config: ClusterConfig, context: Context) -> Prepared:
+    cache = open_cache(config.embeddings)
+    documents = sum(e["documents"] for e in cache.shards)
+    if documents < config.branching:
+        raise CacheError(f"{cache.path} holds {documents} documents, fewer than branching "
+                         f"{config.branching}")
+    spec = cluster.ClusterSpec(config.output, config.branching, config.levels,
+                               config.sample_size, config.niter, config.balance, config.seed)
+    sizes = [config.branching ** (i + 1) for i in range(config.levels)]
+    estimates = {"input_rows": documents, "input_bytes": sum(e["bytes"] for e in cache.shards),
+                 "input_tokens_estimated": cache.manifest["outputs"]["tokens"],
+                 "output_rows_estimated": documents, "output_tokens_estimated":
+                 cache.manifest["outputs"]["tokens"], "output_bytes_estimated": documents * 40,
+                 "num_shards": len(cache.shards)}
+    summary = [f"embeddings: {cache.path} ({documents:,} documents, {cache.dim}-d, "
+               f"{cache.model['name']})",
+               f"tree: {' x '.join([str(config.branching)] * config.levels)} = "
+               f"{sizes[-1]:,} leaves (clusters per level: {', '.join(f'{n:,}' for n in sizes)})"
+               f", fitted on {min(config.sample_size, documents):,} documents, balance "
+               f"{config.balance}"]
+    return Prepared(None, spec, header("cluster", config), estimates, summary)
+
+
+def build_cluster(pipeline: beam.Pipeline, prepared: Prepared) -> None:
+    cache = open_cache(prepared.header["config"]["embeddings"])
+    cluster.build(pipeline, cache, prepared.spec, prepared.header)
+
+
+def prepare_crisp(config: CrispConfig, context: Context) -> Prepared:
+    plan = plan_inputs(config.inputs, config.text_column, config.id_column,
+                       reserved_columns=crisp_columns(8))
+    pool = open_cache(config.embeddings)
+    _check_cache_inputs(plan, pool)
+    tree_manifest = _cluster_manifest(config.clusters, pool)
+    model = cluster.load_model(join(config.clusters, cluster.MODEL))
+    level = model.levels - 1 if config.level is None else config.level
+    if not 0 <= level < model.levels:
+        raise CacheError(f"level {level} is not a level of the tree in {config.clusters} "
+                         f"(levels 0 to {model.levels - 1})")
+    n_clusters = model.n_clusters(level)
+    pool_rows, pool_tokens = cluster.read_counts(config.clusters, level)
+    histograms = [_specialist_histogram(s.embeddings, pool, model, level)
+                  for s in config.specialists]
+    target = imp.mix(histograms, [s.weight for s in config.specialists], config.smoothing)
+    covered = imp.coverage(target, pool_tokens)
+    if covered == 0:
+        raise CacheError("no specialist record falls in a cluster the pool has records in: "
+                         "nothing to select")
+    warnings = list(plan.warnings)
+    if covered < 0.999:
+        warnings.append(f"{1 - covered:.1%} of the specialist histogram lies in clusters the "
+                        f"pool has no record in: that share of the budget cannot be spent")
+    budget = float(config.budget.amount)
+    eps = config.inject_generic
+    total = float(pool_tokens.sum())
+    rates = imp.rates(target, pool_tokens, (1 - eps) * budget) + eps * budget / total
+    expected = float((imp.capped_mean(rates, config.repetition_cap) * pool_tokens).sum())
+    need = rates[target > 0]
+    worst = int(np.flatnonzero(target > 0)[int(np.argmax(need))])
+    if expected < 0.98 * budget:
+        warnings.append(
+            f"the budget of {budget:,.0f} tokens needs more than the pool gives under "
+            f"repetition_cap {config.repetition_cap}: about {expected:,.0f} tokens "
+            f"({expected / budget:.0%}) will be selected; cluster {worst} needs "
+            f"{rates[worst]:.1f} draws per record")
+    drawn = 1.0 - np.exp(-rates)  # P(a record of the cluster is drawn at least once)
+    fraction = float((drawn * pool_rows).sum() / max(pool_rows.sum(), 1))
+    shards = config.num_shards or auto_shards(plan.bytes * fraction)
+    spec = crisp.CrispSpec(
+        out_dir=config.output, model_path=join(config.clusters, cluster.MODEL),
+        levels=model.levels, level=level, rates=tuple(rates.tolist()),
+        weights=tuple(imp.weights(target, pool_tokens).tolist()), cap=config.repetition_cap,
+        seed=config.seed, num_shards=shards, cache_shards=pool.by_batch())
+    h = header("crisp", config)
+    h["warnings"] = warnings
+    h["selector"] = {
+        "method": "crisp", "sampler": "poisson", "level": level, "n_clusters": n_clusters,
+        "budget_tokens": int(budget), "expected_tokens": round(expected),
+        "expected_max_rate": round(float(need.max()), 3), "repetition_cap": config.repetition_cap,
+        "coverage": round(covered, 6), "smoothing": config.smoothing,
+        "inject_generic": eps, "token_unit": f"{pool.model['name']} tokenizer",
+        "specialists": [{"embeddings": s.embeddings, "weight": s.weight,
+                         "documents": int(hh.sum())}
+                        for s, hh in zip(config.specialists, histograms, strict=True)],
+        "clusters": config.clusters, "cluster_fit": tree_manifest["clusters"]["sample_rows"],
+        "target": target.tolist(), "pool_tokens": pool_tokens.tolist(),
+    }
+    estimates = {"input_rows": plan.rows, "input_bytes": plan.bytes,
+                 "input_tokens_estimated": int(total), "output_rows_estimated":
+                 round(fraction * (plan.rows or 0)), "output_tokens_estimated": round(expected),
+                 "output_bytes_estimated": round(plan.bytes * fraction), "num_shards": shards}
+    summary = [
+        f"clusters: level {level} of {config.clusters} ({n_clusters:,} clusters), "
+        f"{len(config.specialists)} specialist set(s), {int(sum(h.sum() for h in histograms)):,}"
+        f" documents, coverage {covered:.1%}",
+        f"budget: {budget:,.0f} tokens (expected {expected:,.0f}); expected draws per record: "
+        f"up to {need.max():.2f} (cap {config.repetition_cap}); generic share {eps:.1%}",
+    ]
+    return Prepared(plan, spec, h, estimates, summary)
+
+
+def crisp_columns(levels: int) -> list[str]:
+    return ["n_tokens", "weight", "n_samples", *[f"cluster_l{i}" for i in range(levels)]]
+
+
+def _check_cache_inputs(plan: InputPlan, cache) -> None:
+    """The cache must have been made from these very files (same relative path and size)."""
+    known = {i["rel"]: i for i in cache.manifest["inputs"]}
+    for f in plan.files:
+        entry = known.get(f.rel)
+        if entry is None or entry["bytes"] != f.bytes:
+            raise CacheError(f"{f.path}: the embedding cache {cache.path} was not made from this "
+                             f"file; run tamis embed on the same inputs")
+
+
+def _cluster_manifest(folder: str, pool) -> dict:
+    try:
+        manifest = mf.load_manifest(folder)
+    except mf.VerifyError:
+        raise CacheError(f"{folder}: no clusters there (run tamis cluster first)") from None
+    if manifest.get("job") != "cluster":
+        raise CacheError(f"{folder} holds the output of '{manifest.get('job')}', not cluster")
+    shards = sorted(e["sha256"] for e in pool.shards)
+    if sorted(i["sha256"] for i in manifest["inputs"]) != shards:
+        raise CacheError(f"the clusters in {folder} were assigned on other embeddings than "
+                         f"{pool.path}; run tamis cluster on that cache")
+    return manifest
+
+
+def _specialist_histogram(path: str, pool, model, level: int) -> np.ndarray:
+    cache = open_cache(path)
+    same_model(pool, cache)
+    counts = np.zeros(model.n_clusters(level))
+    for entry in cache.shards:
+        ids, vectors, _ = read_documents(cache.shard_path(entry))
+        if ids:
+            counts += imp.histogram(model.assign(vectors)[:, level], len(counts))
+    if counts.sum() == 0:
+        raise CacheError(f"specialist set {path} is empty: it holds no document")
+    return counts
+
+
+def build_crisp(pipeline: beam.Pipeline, prepared: Prepared) -> None:
+    crisp.build(pipeline, prepared.plan, prepared.spec, prepared.header)
+
+
 JOBS = {
     "sample": Job("sample", "uniform sample to a row or token budget, optionally stratified",
                   SampleConfig, prepare_sample, build_sample),
@@ -184,4 +354,8 @@ JOBS = {
                  # torch spreads one model call over every core; worker processes would only
                  # split the cores, and each row group is one worker's work
                  local_workers=1),
+    "cluster": Job("cluster", "fit a balanced hierarchical k-means tree on an embedding cache "
+                   "and assign every document", ClusterConfig, prepare_cluster, build_cluster),
+    "crisp": Job("crisp", "clustered importance sampling of a pool to a token budget",
+                 CrispConfig, prepare_crisp, build_crisp),
 }

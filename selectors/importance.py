@@ -138,3 +138,16 @@ def as_histogram(counts: Mapping[int, float], n_clusters: int) -> np.ndarray:
     for c, v in counts.items():
         out[int(c)] += v
     return out
+
+
+def capped_mean(lam: np.ndarray, cap: int) -> np.ndarray:
+    """``E[min(X, cap)]`` for ``X ~ Poisson(lam)``: the draws a record gets under the cap."""
+    lam = np.asarray(lam, dtype=np.float64)
+    pmf = np.exp(-lam)
+    cdf = pmf.copy()
+    out = np.zeros_like(lam)
+    for k in range(cap):  # E[min(X, m)] = sum_{k<m} P(X > k)
+        out += 1.0 - cdf
+        pmf = pmf * lam / (k + 1)
+        cdf = cdf + pmf
+    return out

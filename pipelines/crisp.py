@@ -1,0 +1,219 @@
+"""The ``crisp`` job: clustered importance sampling of a pool to a token budget.
+
+The histograms, weights and draw rates are small and are computed by the launcher before any
+work (see :mod:`tamis.runners.jobs`); the pipeline streams the pool once. Tokens are counted
+by the embedding model's tokenizer (the cache's ``n_tokens``), the unit of the histograms and
+of the budget.
+
+Read text ─► Draw (vectors from the pool's embedding cache, clusters at every level,
+              n_samples ~ Poisson(rate of the cluster), a pure function of (seed, id))
+          ─► Write shards (rows drawn at least once) ─► Write manifest
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam.metrics import Metrics
+
+from tamis.pipelines import manifest as mf
+from tamis.pipelines.cluster import load_model
+from tamis.pipelines.inputs import InputPlan
+from tamis.pipelines.records import REJECTS_SCHEMA, ROW, SRC
+from tamis.pipelines.stages import (
+    NAMESPACE,
+    ChecksumInputs,
+    ReadRecords,
+    WriteManifest,
+    WriteRejects,
+    WriteShards,
+    sum_tally,
+)
+from tamis.pipelines.vectors import read_documents
+from tamis.selectors import importance as imp
+from tamis.selectors.sampling import row_keys
+
+KEY = "__key"
+
+
+@dataclass(frozen=True)
+class CrispSpec:
+    out_dir: str
+    model_path: str  # the fitted cluster tree
+    levels: int
+    level: int  # the level the histograms and weights are at
+    rates: tuple[float, ...]  # expected draws per record, per cluster of ``level``
+    weights: tuple[float, ...]  # importance weight w(c), per cluster of ``level``
+    cap: int
+    seed: int
+    num_shards: int
+    cache_shards: dict = field(default_factory=dict)  # (input file, first row) → cache shard
+
+
+def output_schema(plan: InputPlan, levels: int) -> pa.Schema:
+    schema = plan.schema.append(pa.field("n_tokens", pa.int64()))
+    schema = schema.append(pa.field("weight", pa.float64())).append(
+        pa.field("n_samples", pa.int64()))
+    for i in range(levels):
+        schema = schema.append(pa.field(f"cluster_l{i}", pa.int64()))
+    return schema
+
+
+class _Draw(beam.DoFn):
+    def __init__(self, plan: InputPlan, spec: CrispSpec) -> None:
+        self._plan, self._spec = plan, spec
+
+    def setup(self) -> None:
+        self._model = load_model(self._spec.model_path)
+        self._rates = np.asarray(self._spec.rates, dtype=np.float64)
+        self._weights = np.asarray(self._spec.weights, dtype=np.float64)
+        self._kept = Metrics.counter(NAMESPACE, "rows_kept")
+        self._draws = Metrics.counter(NAMESPACE, "draws")
+
+    def process(self, table: pa.Table):
+        spec, plan = self._spec, self._plan
+        src = int(table.column(SRC)[0].as_py())
+        first = int(pc.min(table.column(ROW)).as_py())
+        rel = plan.files[src].rel
+        ids, vectors, model_tokens = read_documents(spec.cache_shards[(rel, first)])
+        index = {i: k for k, i in enumerate(ids)}
+        row_ids = table.column("id").to_pylist()
+        found = np.array([i in index for i in row_ids], dtype=bool)
+        if not found.all():
+            yield beam.pvalue.TaggedOutput("rejects", (src, _missing(rel, table, ~found)))
+            table = table.filter(pa.array(found))
+            row_ids = [i for i, f in zip(row_ids, found, strict=True) if f]
+        if not row_ids:
+            return
+        rows = [index[i] for i in row_ids]
+        clusters = self._model.assign(vectors[rows])
+        at_level = clusters[:, spec.level]
+        n = imp.draw_counts(row_ids, at_level, self._rates, spec.seed, spec.cap)
+        # Tokens as the embedding model counted them: the unit of the cluster histograms.
+        tokens = np.asarray(model_tokens[rows], dtype=np.int64)
+        table = table.set_column(table.schema.get_field_index("n_tokens"), "n_tokens",
+                                 pa.array(tokens))
+        keep = n > 0
+        self._kept.inc(int(keep.sum()))
+        self._draws.inc(int(n.sum()))
+        yield beam.pvalue.TaggedOutput("tally", (
+            "dropped", "not_sampled", int((~keep).sum()), int(tokens[~keep].sum())))
+        yield beam.pvalue.TaggedOutput("stats", _stats(n, tokens, at_level, len(self._rates)))
+        if not keep.any():
+            return
+        kept = table.filter(pa.array(keep))
+        k = np.flatnonzero(keep)
+        kept = kept.append_column("weight", pa.array(self._weights[at_level[k]]))
+        kept = kept.append_column("n_samples", pa.array(n[k]))
+        for level in range(spec.levels):
+            kept = kept.append_column(f"cluster_l{level}", pa.array(clusters[k, level]))
+        keys = row_keys(kept.column("id").to_pylist(), spec.seed)
+        kept = kept.append_column(KEY, pa.array(keys, pa.uint64()))
+        shard = (keys & np.uint64(0xFFFFFFFF)) % np.uint64(spec.num_shards)
+        for s in np.unique(shard):
+            yield int(s), kept.filter(pa.array(shard == s))
+
+
+def _missing(rel: str, table: pa.Table, mask: np.ndarray) -> pa.Table:
+    rows = table.filter(pa.array(mask))
+    return pa.table({
+        "source": [rel] * rows.num_rows, "row": rows.column(ROW),
+        "id": rows.column("id"), "field": ["embedding"] * rows.num_rows,
+        "reason": ["no_embedding"] * rows.num_rows,
+        "record": ["(the embedding cache has no vector for this row: embed rejected it)"]
+        * rows.num_rows,
+    }, schema=REJECTS_SCHEMA)
+
+
+def _stats(n: np.ndarray, tokens: np.ndarray, clusters: np.ndarray, n_clusters: int) -> dict:
+    """Sums a batch contributes: draws, their squares, repeated tokens per cluster, max n."""
+    return {"draws": int(n.sum()), "draws_sq": int((n.astype(np.int64) ** 2).sum()),
+            "max": int(n.max()) if len(n) else 0,
+            "tokens": np.bincount(clusters, weights=n * tokens, minlength=n_clusters)}
+
+
+def _merge_stats(items: list[dict], n_clusters: int) -> dict:
+    out = {"draws": 0, "draws_sq": 0, "max": 0, "tokens": np.zeros(n_clusters)}
+    for s in items:
+        out["draws"] += s["draws"]
+        out["draws_sq"] += s["draws_sq"]
+        out["max"] = max(out["max"], s["max"])
+        out["tokens"] = out["tokens"] + s["tokens"]
+    return out
+
+
+def build(pipeline: beam.Pipeline, plan: InputPlan, spec: CrispSpec, header: dict) -> None:
+    read = pipeline | "ReadRecords" >> ReadRecords(plan)
+    drawn = read["records"] | "Draw" >> beam.ParDo(_Draw(plan, spec)).with_outputs(
+        "tally", "stats", "rejects", main="kept")
+    shards = drawn.kept | "WriteShards" >> WriteShards(
+        spec.out_dir, output_schema(plan, spec.levels), spec.num_shards, [KEY, "id", SRC, ROW])
+    rejects = ((read["rejects"], drawn.rejects) | "AllRejects" >> beam.Flatten()
+               | "WriteRejects" >> WriteRejects(spec.out_dir))
+    checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
+    sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
+             "rejects": rejects, "tally": drawn.tally, "stats": drawn.stats}
+    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _Manifest(plan, spec, header))
+
+
+class _Manifest:
+    def __init__(self, plan: InputPlan, spec: CrispSpec, header: dict) -> None:
+        self.plan, self.spec, self.header = plan, spec, header
+
+    def __call__(self, checksums, rows_in, shards, rejects, tally, stats) -> dict:
+        plan, spec = self.plan, self.spec
+        rows_per_file = [0] * len(plan.files)
+        for f, n in rows_in:
+            rows_per_file[f] += n
+        sha = dict(checksums)
+        rejected: dict[str, int] = {}
+        for entry in rejects:
+            for reason, n in entry["reasons"].items():
+                rejected[reason] = rejected.get(reason, 0) + n
+        rejects = sorted(({k: v for k, v in e.items() if k != "reasons"} for e in rejects),
+                         key=lambda e: e["path"])
+        shards = sorted(shards, key=lambda e: e["path"])
+        sums = sum_tally(tally)
+        merged = _merge_stats(stats, len(spec.rates))
+        target = np.asarray(self.header["selector"]["target"], dtype=np.float64)
+        pool = np.asarray(self.header["selector"]["pool_tokens"], dtype=np.float64)
+        selected = merged["tokens"]
+        kept = sum(e["rows"] for e in shards)
+        selector = {k: v for k, v in self.header["selector"].items()
+                    if k not in ("target", "pool_tokens")}
+        selector.update({
+            "selected_rows": kept, "draws": merged["draws"],
+            "selected_tokens_with_repeats": int(selected.sum()),
+            "max_repetition": merged["max"],
+            "effective_sample_size": round(merged["draws"] ** 2 / merged["draws_sq"], 3)
+            if merged["draws_sq"] else 0.0,
+            "kl_selected_to_target": round(imp.kl_divergence(selected, target), 6)
+            if selected.sum() else None,
+            "kl_pool_to_target": round(imp.kl_divergence(pool, target), 6),
+        })
+        return {
+            **{k: v for k, v in self.header.items() if k not in ("warnings", "selector")},
+            "schema_version": mf.SCHEMA_VERSION,
+            mf.TIMESTAMP_FIELD: datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": mf.versions(),
+            "inputs": [{"path": f.path, "rel": f.rel, "format": f.format, "bytes": f.bytes,
+                        "rows": rows_per_file[i], "sha256": sha[i]}
+                       for i, f in enumerate(plan.files)],
+            "outputs": {"shards": shards, "rejects": rejects, "rows": kept,
+                        "tokens": sum(e["tokens"] for e in shards),
+                        "schema": [{"name": f.name, "type": str(f.type)}
+                                   for f in output_schema(plan, spec.levels)]},
+            "accounting": {"rows_in": sum(rows_per_file), "rows_kept": kept,
+                           "rows_dropped": {k: v[0] for k, v in sums.get("dropped", {}).items()
+                                            if v[0]},
+                           "rows_rejected": rejected},
+            "mixture": {"level": spec.level,
+                        "clusters": imp.mixture_report(target, pool, selected, top=50)},
+            "selector": selector,
+            "warnings": list(self.header.get("warnings", [])),
+        }
