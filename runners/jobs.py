@@ -279,7 +279,9 @@ def prepare_crisp(config: CrispConfig, context: Context) -> Prepared:
         "budget_tokens": int(budget), "expected_tokens": round(expected),
         "expected_max_rate": round(float(need.max()), 3), "repetition_cap": config.repetition_cap,
         "coverage": round(covered, 6), "smoothing": config.smoothing,
-        "inject_generic": eps, "token_unit": f"{pool.model['name']} tokenizer",
+        "inject_generic": eps,
+        "token_unit": ("words and punctuation" if pool.model["embedder"] == "lsi"
+                       else f"{pool.model['name']} tokenizer"),
         "specialists": [{"embeddings": s.embeddings, "weight": s.weight,
                          "documents": int(hh.sum())}
                         for s, hh in zip(config.specialists, histograms, strict=True)],

@@ -1,0 +1,177 @@
+"""``tamis cluster`` and ``tamis crisp`` end to end, on LSI embeddings of real demo text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from corpora import write_config
+
+from tamis.pipelines.cluster import load_model, read_counts
+from tamis.pipelines.vectors import open_cache, read_documents
+from tamis.runners.cli import main
+from tamis.selectors import importance as imp
+
+pytestmark = pytest.mark.slow
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
+
+
+def run(*argv) -> None:
+    assert main([str(a) for a in argv]) == 0
+
+
+def run_manifest(config: Path, *flags) -> dict:
+    run(*flags[:1], config, *flags[1:])
+    out = Path(json.loads(config.read_text())["output"])
+    run("verify", out)
+    return json.loads((out / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A 1,200-document pool (4 domains), its LSI cache, specialist caches, a 4 x 4 tree."""
+    root = tmp_path_factory.mktemp("crisp")
+    table = pq.read_table(DEMO / "corpus" / "part-00001.parquet")
+    table = table.take(pa.array(range(0, 2400, 2)))  # every domain (rows are sorted by id)
+    (root / "pool").mkdir()
+    pq.write_table(table.slice(0, 600), root / "pool" / "a.parquet", row_group_size=300)
+    pq.write_table(table.slice(600), root / "pool" / "b.parquet", row_group_size=300)
+    python = pq.read_table(DEMO / "specialist" / "python_docs.parquet").slice(0, 60)
+    pq.write_table(python, root / "python.parquet")
+    rest = pq.read_table(DEMO / "corpus" / "part-00002.parquet")
+    bible = rest.filter(pc.equal(rest.column("domain"), "bible")).slice(0, 60)
+    pq.write_table(bible, root / "bible.parquet")
+    pool = write_config(root / "pool.yaml", inputs=[str(root / "pool")],
+                        output=str(root / "pool-emb"), embedder="lsi",
+                        lsi={"dim": 32, "fit_sample": 1200})
+    run("embed", pool, "--workers", "1")
+    model = next((root / "pool-emb" / "models").glob("lsi-*.npz"))
+    for name in ("python", "bible"):
+        spec = write_config(root / f"{name}.yaml", inputs=[str(root / f"{name}.parquet")],
+                            output=str(root / f"{name}-emb"), embedder="lsi",
+                            lsi={"dim": 32, "model": str(model)})
+        run("embed", spec, "--workers", "1")
+    clusters = write_config(root / "cluster.yaml", embeddings=str(root / "pool-emb"),
+                            output=str(root / "clusters"), branching=4, levels=2, niter=10)
+    return root, run_manifest(clusters, "cluster", "--workers", "1")
+
+
+def crisp_config(root: Path, name: str, **keys) -> Path:
+    base = {"inputs": [str(root / "pool")], "embeddings": str(root / "pool-emb"),
+            "clusters": str(root / "clusters"), "output": str(root / name),
+            "specialists": [{"embeddings": str(root / "python-emb")}],
+            "budget": {"tokens": 30_000}, "seed": 3}
+    return write_config(root / f"{name}.yaml", **{**base, **keys})
+
+
+def shares(table: pa.Table) -> dict[str, float]:
+    """Share of selected tokens (with repeats) per domain."""
+    amount: dict[str, float] = {}
+    for d, n, t in zip(table.column("domain").to_pylist(), table.column("n_samples").to_pylist(),
+                       table.column("n_tokens").to_pylist(), strict=True):
+        amount[d] = amount.get(d, 0) + n * t
+    total = sum(amount.values())
+    return {d: v / total for d, v in amount.items()}
+
+
+def test_cluster_assigns_every_document_at_every_level(world):
+    root, manifest = world
+    assert manifest["accounting"]["rows_in"] == manifest["accounting"]["rows_kept"] == 1200
+    table = pq.read_table(root / "clusters" / "data")
+    assert np.all(table.column("cluster_l1").to_numpy() // 4 == table.column("cluster_l0"))
+    rows, tokens = read_counts(str(root / "clusters"), 1)
+    assert len(rows) == 16 and rows.sum() == 1200
+    assert tokens.sum() == manifest["outputs"]["tokens"]
+    assert manifest["clusters"]["levels"] == 2 and manifest["clusters"]["branching"] == 4
+    # the saved tree routes the cached vectors to the same clusters
+    model = load_model(str(root / "clusters" / "clusters.npz"))
+    cache = open_cache(str(root / "pool-emb"))
+    ids, vectors, _ = read_documents(cache.shard_path(cache.shards[0]))
+    mine = dict(zip(table.column("id").to_pylist(), table.column("cluster_l1").to_pylist(),
+                    strict=True))
+    assert [mine[i] for i in ids] == model.assign(vectors)[:, 1].tolist()
+
+
+def test_crisp_selects_the_specialist_domain_with_brute_force_counts(world):
+    root, _ = world
+    manifest = run_manifest(crisp_config(root, "crisp"), "crisp", "--workers", "1")
+    table = pq.read_table(root / "crisp" / "data")
+    pool = pq.read_table(root / "pool")
+    pool_share = np.mean(np.asarray(pool.column("domain").to_pylist()) == "python_docs")
+    assert shares(table)["python_docs"] > 2 * pool_share
+    # brute force: histograms, weights, rates and Poisson counts from the artifacts
+    model = load_model(str(root / "clusters" / "clusters.npz"))
+    spec = open_cache(str(root / "python-emb"))
+    _, vectors, _ = read_documents(spec.shard_path(spec.shards[0]))
+    target = imp.histogram(model.assign(vectors)[:, 1], 16)
+    _, pool_tokens = read_counts(str(root / "clusters"), 1)
+    rates = imp.rates(target, pool_tokens, 30_000)
+    w = imp.weights(target, pool_tokens)
+    clusters = table.column("cluster_l1").to_numpy()
+    expected = imp.draw_counts(table.column("id").to_pylist(), clusters, rates, 3, 16)
+    assert table.column("n_samples").to_numpy().tolist() == expected.tolist()
+    assert np.allclose(table.column("weight").to_numpy(), w[clusters])
+    selector = manifest["selector"]
+    assert selector["draws"] == int(expected.sum())
+    assert selector["max_repetition"] == int(expected.max())
+    assert 0 < selector["effective_sample_size"] <= selector["draws"]
+    assert selector["kl_selected_to_target"] < selector["kl_pool_to_target"]
+    acc = manifest["accounting"]
+    assert acc["rows_in"] == 1200 == acc["rows_kept"] + acc["rows_dropped"]["not_sampled"]
+    assert abs(selector["selected_tokens_with_repeats"] - 30_000) < 0.15 * 30_000
+
+
+def test_crisp_is_deterministic_across_reruns_and_workers(world):
+    root, _ = world
+    config = crisp_config(root, "again")
+    run("crisp", config, "--workers", "1")
+    first = (root / "again" / "data").iterdir()
+    first = {p.name: p.read_bytes() for p in first}
+    run("crisp", config, "--workers", "2", "--overwrite")
+    assert {p.name: p.read_bytes() for p in (root / "again" / "data").iterdir()} == first
+
+
+def test_multi_task_and_generic_injection(world):
+    root, _ = world
+    both = [{"embeddings": str(root / "python-emb"), "weight": 1},
+            {"embeddings": str(root / "bible-emb"), "weight": 1}]
+    run("crisp", crisp_config(root, "multi", specialists=both), "--workers", "1")
+    mixed = shares(pq.read_table(root / "multi" / "data"))
+    assert mixed["python_docs"] > 0.25 and mixed["bible"] > 0.25
+    run("crisp", crisp_config(root, "generic", inject_generic=0.5), "--workers", "1")
+    plain = shares(pq.read_table(root / "crisp" / "data"))
+    generic = shares(pq.read_table(root / "generic" / "data"))
+    assert generic["python_docs"] < plain["python_docs"] - 0.15
+
+
+def test_crisp_problems_are_named_before_work(world, tmp_path, capsys):
+    root, _ = world
+    own = write_config(tmp_path / "own.yaml", inputs=[str(root / "python.parquet")],
+                       output=str(tmp_path / "own-emb"), embedder="lsi",
+                       lsi={"dim": 16, "min_df": 1})
+    run("embed", own, "--workers", "1")
+    config = crisp_config(root, "bad", specialists=[{"embeddings": str(tmp_path / "own-emb")}])
+    assert main(["crisp", str(config)]) == 2
+    assert "was embedded with content_hash" in capsys.readouterr().err
+    assert not (root / "bad").exists()
+    config = crisp_config(root, "huge", budget={"tokens": 10_000_000}, repetition_cap=2)
+    manifest = run_manifest(config, "crisp", "--workers", "1")
+    assert any("needs more than the pool gives under repetition_cap 2" in w
+               for w in manifest["warnings"])
+    assert manifest["selector"]["max_repetition"] == 2
+
+
+def test_bad_cluster_and_crisp_inputs(world, tmp_path, capsys):
+    root, _ = world
+    config = write_config(tmp_path / "c.yaml", embeddings=str(root / "pool"),
+                          output=str(tmp_path / "o"))
+    assert main(["cluster", str(config)]) == 2
+    assert "is not an embedding cache" in capsys.readouterr().err
+    config = crisp_config(root, "x", clusters=str(root / "pool-emb"))
+    assert main(["crisp", str(config)]) == 2
+    assert "holds the output of 'embed', not cluster" in capsys.readouterr().err
