@@ -13,7 +13,6 @@ Read text ─► Draw (vectors from the pool's embedding cache, clusters at ever
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import apache_beam as beam
 import numpy as np
@@ -21,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
-from tamis.pipelines import manifest as mf
 from tamis.pipelines.cluster import load_model
 from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import REJECTS_SCHEMA, ROW, SRC
@@ -32,6 +30,7 @@ from tamis.pipelines.stages import (
     WriteManifest,
     WriteRejects,
     WriteShards,
+    manifest_base,
     sum_tally,
 )
 from tamis.pipelines.vectors import read_documents
@@ -167,17 +166,8 @@ class _Manifest:
 
     def __call__(self, checksums, rows_in, shards, rejects, tally, stats) -> dict:
         plan, spec = self.plan, self.spec
-        rows_per_file = [0] * len(plan.files)
-        for f, n in rows_in:
-            rows_per_file[f] += n
-        sha = dict(checksums)
-        rejected: dict[str, int] = {}
-        for entry in rejects:
-            for reason, n in entry["reasons"].items():
-                rejected[reason] = rejected.get(reason, 0) + n
-        rejects = sorted(({k: v for k, v in e.items() if k != "reasons"} for e in rejects),
-                         key=lambda e: e["path"])
-        shards = sorted(shards, key=lambda e: e["path"])
+        base, _ = manifest_base(plan, self.header, checksums, rows_in, shards, rejects)
+        shards = base["outputs"]["shards"]
         sums = sum_tally(tally)
         merged = _merge_stats(stats, len(spec.rates))
         target = np.asarray(self.header["selector"]["target"], dtype=np.float64)
@@ -196,24 +186,13 @@ class _Manifest:
             if selected.sum() else None,
             "kl_pool_to_target": round(imp.kl_divergence(pool, target), 6),
         })
+        base["outputs"].update(rows=kept, tokens=sum(e["tokens"] for e in shards), schema=[
+            {"name": f.name, "type": str(f.type)} for f in output_schema(plan, spec.levels)])
+        base["accounting"].update(rows_kept=kept, rows_dropped={
+            k: v[0] for k, v in sums.get("dropped", {}).items() if v[0]})
         return {
-            **{k: v for k, v in self.header.items() if k not in ("warnings", "selector")},
-            "schema_version": mf.SCHEMA_VERSION,
-            mf.TIMESTAMP_FIELD: datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": mf.versions(),
-            "inputs": [{"path": f.path, "rel": f.rel, "format": f.format, "bytes": f.bytes,
-                        "rows": rows_per_file[i], "sha256": sha[i]}
-                       for i, f in enumerate(plan.files)],
-            "outputs": {"shards": shards, "rejects": rejects, "rows": kept,
-                        "tokens": sum(e["tokens"] for e in shards),
-                        "schema": [{"name": f.name, "type": str(f.type)}
-                                   for f in output_schema(plan, spec.levels)]},
-            "accounting": {"rows_in": sum(rows_per_file), "rows_kept": kept,
-                           "rows_dropped": {k: v[0] for k, v in sums.get("dropped", {}).items()
-                                            if v[0]},
-                           "rows_rejected": rejected},
+            **base,
             "mixture": {"level": spec.level,
                         "clusters": imp.mixture_report(target, pool, selected, top=50)},
             "selector": selector,
-            "warnings": list(self.header.get("warnings", [])),
         }

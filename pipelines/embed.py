@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
 import apache_beam as beam
 import numpy as np
@@ -39,6 +38,7 @@ from tamis.pipelines.stages import (
     ReadRecords,
     WriteManifest,
     WriteRejects,
+    manifest_base,
 )
 from tamis.selectors.sampling import row_keys
 
@@ -375,17 +375,8 @@ class _ManifestBuilder:
 
     def __call__(self, checksums, rows_in, shards, rejects, model_ref) -> dict:
         plan, spec = self.plan, self.spec
-        rows_per_file = [0] * len(plan.files)
-        for f, n in rows_in:
-            rows_per_file[f] += n
-        sha = dict(checksums)
-        rejected: dict[str, int] = {}
-        for entry in rejects:
-            for reason, n in entry["reasons"].items():
-                rejected[reason] = rejected.get(reason, 0) + n
-        rejects = sorted(({k: v for k, v in e.items() if k != "reasons"} for e in rejects),
-                         key=lambda e: e["path"])
-        shards = sorted(shards, key=lambda e: e["path"])
+        base, _ = manifest_base(plan, self.header, checksums, rows_in, shards, rejects)
+        shards = base["outputs"]["shards"]
         _remove_stale(spec.out_dir, {e["path"] for e in shards})
         reused = [e for e in shards if e["reused"]]
         dims = sorted({e["dim"] for e in shards})
@@ -402,27 +393,18 @@ class _ManifestBuilder:
             name = model_ref[0].replace("\\", "/").rsplit("/", 1)[-1]
             model["artifact"] = model_ref[0] if spec.lsi_model else f"{MODELS}/{name}"
             model["content_hash"] = "sha256:" + name[len("lsi-"):-len(".npz")]
+        base["outputs"].update(shards=clean, rows=sum(e["rows"] for e in shards),
+                               documents=documents, tokens=sum(e["tokens"] for e in shards),
+                               schema=[{"name": f.name, "type": str(f.type)}
+                                       for f in embed_schema(model["dim"])])
+        base["accounting"].update(rows_kept=documents, rows_dropped={})
         return {
-            **{k: v for k, v in self.header.items() if k != "warnings"},
-            "schema_version": mf.SCHEMA_VERSION,
-            mf.TIMESTAMP_FIELD: datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": mf.versions(),
-            "inputs": [{"path": f.path, "rel": f.rel, "format": f.format, "bytes": f.bytes,
-                        "rows": rows_per_file[i], "sha256": sha[i]}
-                       for i, f in enumerate(plan.files)],
+            **base,
             "model": model,
-            "outputs": {"shards": clean, "rejects": rejects,
-                        "rows": sum(e["rows"] for e in shards), "documents": documents,
-                        "tokens": sum(e["tokens"] for e in shards),
-                        "schema": [{"name": f.name, "type": str(f.type)}
-                                   for f in embed_schema(model["dim"])]},
-            "accounting": {"rows_in": sum(rows_per_file), "rows_kept": documents,
-                           "rows_dropped": {}, "rows_rejected": rejected},
             "stats": {"shards_written": len(shards) - len(reused),
                       "shards_reused": len(reused),
                       "docs_embedded": sum(e["documents"] for e in shards if not e["reused"]),
                       "docs_reused": sum(e["documents"] for e in reused)},
-            "warnings": list(self.header.get("warnings", [])),
         }
 
 

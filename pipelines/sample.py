@@ -11,7 +11,6 @@ bins, never the corpus (the shuffle before writing holds the selection).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import apache_beam as beam
 import numpy as np
@@ -19,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
-from tamis.pipelines import manifest as mf
 from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import ROW, SRC
 from tamis.pipelines.stages import (
@@ -29,6 +27,7 @@ from tamis.pipelines.stages import (
     WriteManifest,
     WriteRejects,
     WriteShards,
+    manifest_base,
     sum_tally,
 )
 from tamis.selectors.sampling import UniformSampler, select_boundary, stratum_weights
@@ -256,24 +255,11 @@ class _ManifestBuilder:
         plan, spec = self.plan, self.spec
         sampler, resolved = sampler[0], resolved[0]
         sums = sum_tally(tally)
-        rows_per_file = [0] * len(plan.files)
-        for f, n in rows_in:
-            rows_per_file[f] += n
-        sha = dict(checksums)
-        shards = sorted(shards, key=lambda e: e["path"])
-        rejected: dict[str, int] = {}
-        for entry in rejects:
-            for reason, n in entry["reasons"].items():
-                rejected[reason] = rejected.get(reason, 0) + n
-        rejects = sorted(({k: v for k, v in e.items() if k != "reasons"} for e in rejects),
-                         key=lambda e: e["path"])
+        base, rows_per_file = manifest_base(plan, self.header, checksums, rows_in, shards,
+                                            rejects)
+        shards = base["outputs"]["shards"]
         dropped = {k: v[0] for k, v in sums.get("dropped", {}).items() if v[0]}
         kept = sum(e["rows"] for e in shards)
-        inputs = [
-            {"path": f.path, "rel": f.rel, "format": f.format, "bytes": f.bytes,
-             "rows": rows_per_file[i], "sha256": sha[i]}
-            for i, f in enumerate(plan.files)
-        ]
         by_source = sums.get("source", {})
         mixture = {
             "by_source": {
@@ -287,28 +273,20 @@ class _ManifestBuilder:
         pool_rows = int(sampler.pool_rows_.sum()) if len(sampler.strata_) else 0
         pool_tokens = int(sampler.pool_tokens_.sum()) if len(sampler.strata_) else 0
         pool = pool_rows if spec.unit == "rows" else pool_tokens
-        warnings = list(self.header.get("warnings", []))
         if spec.budget > pool:
-            warnings.append(f"the budget ({spec.budget} {spec.unit}) exceeds the pool's "
-                            f"{pool} {spec.unit}: every valid row was kept")
+            base["warnings"].append(f"the budget ({spec.budget} {spec.unit}) exceeds the "
+                                    f"pool's {pool} {spec.unit}: every valid row was kept")
+        base["outputs"].update(rows=kept, tokens=tokens, schema=[
+            {"name": f.name, "type": str(f.type)} for f in output_schema(plan)])
+        base["accounting"].update(rows_kept=kept, rows_dropped=dropped)
         return {
-            **{k: v for k, v in self.header.items() if k != "warnings"},
-            "schema_version": mf.SCHEMA_VERSION,
-            mf.TIMESTAMP_FIELD: datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": mf.versions(),
-            "inputs": inputs,
-            "outputs": {"shards": shards, "rejects": rejects, "rows": kept, "tokens": tokens,
-                        "schema": [{"name": f.name, "type": str(f.type)}
-                                   for f in output_schema(plan)]},
-            "accounting": {"rows_in": sum(rows_per_file), "rows_kept": kept,
-                           "rows_dropped": dropped, "rows_rejected": rejected},
+            **base,
             "mixture": mixture,
             "selector": {"method": "uniform", "unit": spec.unit, "budget": spec.budget,
                          "allocation": spec.allocation, "stratify_by": spec.stratify_by,
                          "pool_rows": pool_rows, "pool_tokens": pool_tokens,
                          "selected_rows": kept, "selected_tokens": tokens,
                          "max_repetition": 1},
-            "warnings": warnings,
         }
 
 

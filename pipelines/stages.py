@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import apache_beam as beam
 import pyarrow as pa
@@ -180,3 +181,36 @@ def sum_tally(items: list[tuple]) -> dict:
         slot[0] += rows
         slot[1] += tokens
     return out
+
+
+def manifest_base(plan: InputPlan, header: dict, checksums, rows_in, shards,
+                  rejects) -> tuple[dict, list[int]]:
+    """What every text job's manifest holds, and the rows read per input file.
+
+    The manifest has the header, versions, the inputs with their rows and checksums, the
+    sorted shard and rejects entries, and ``rows_in`` / ``rows_rejected`` of the accounting;
+    jobs add ``rows_kept``, ``rows_dropped`` and their own sections."""
+    rows_per_file = [0] * len(plan.files)
+    for f, n in rows_in:
+        rows_per_file[f] += n
+    sha = dict(checksums)
+    rejected: dict[str, int] = {}
+    for entry in rejects:
+        for reason, n in entry["reasons"].items():
+            rejected[reason] = rejected.get(reason, 0) + n
+    return {
+        **{k: v for k, v in header.items() if k not in ("warnings", "selector")},
+        "schema_version": mf.SCHEMA_VERSION,
+        mf.TIMESTAMP_FIELD: datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": mf.versions(),
+        "inputs": [{"path": f.path, "rel": f.rel, "format": f.format, "bytes": f.bytes,
+                    "rows": rows_per_file[i], "sha256": sha[i]}
+                   for i, f in enumerate(plan.files)],
+        "outputs": {
+            "shards": sorted(shards, key=lambda e: e["path"]),
+            "rejects": sorted(({k: v for k, v in e.items() if k != "reasons"} for e in rejects),
+                              key=lambda e: e["path"]),
+        },
+        "accounting": {"rows_in": sum(rows_per_file), "rows_rejected": rejected},
+        "warnings": list(header.get("warnings", [])),
+    }, rows_per_file
