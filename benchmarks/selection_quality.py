@@ -23,6 +23,7 @@ import collections
 import json
 import math
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -166,6 +167,8 @@ def dsir_package(work: Path, pool: pa.Table, target: list[str], budget: int,
     searched so that the selection holds at most ``budget`` tokens, like the others."""
     from data_selection import HashedNgramDSIR
 
+    for old in [*work.glob("dsir-out-*"), work / "dsir-tmp", work / "dsir-cache"]:
+        shutil.rmtree(old, ignore_errors=True)  # the package refuses to overwrite its outputs
     raw = work / "dsir-raw.jsonl"
     with open(raw, "w") as f:
         for i, t in zip(pool.column("id").to_pylist(), pool.column("text").to_pylist(),
