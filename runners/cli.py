@@ -26,7 +26,7 @@ from tamis.pipelines.inputs import InputError
 from tamis.pipelines.progress import ProgressMonitor
 from tamis.pipelines.vectors import CacheError
 from tamis.runners import config as cfg
-from tamis.runners.jobs import JOBS, Context, Job, Prepared
+from tamis.runners.jobs import JOBS, METHODS, Context, Job, Prepared
 from tamis.runners.profiles import RUNNERS, RunnerError, default_workers, pipeline_options
 
 log = logging.getLogger("tamis")
@@ -39,8 +39,12 @@ class UsageError(ValueError):
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tamis", description="Curate and select training data.")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for job in JOBS.values():
-        p = sub.add_parser(job.name, help=job.help, description=job.help)
+    helps = {name: (job.help, job.help) for name, job in JOBS.items()}
+    helps["select"] = ("select with the method the config names (uniform, dsir, crisp)",
+                       "Run the selection job that the config's 'method' key names: uniform "
+                       "(the sample job), dsir or crisp; the other keys are that job's.")
+    for name, (short, long) in helps.items():
+        p = sub.add_parser(name, help=short, description=long)
         p.add_argument("config", help="YAML configuration file")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a configuration key (dotted, e.g. budget.rows=1000)")
@@ -68,7 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if beam_args:
                 raise UsageError(f"unknown option {beam_args[0]}")
             return verify(args.out_dir)
-        return run_job(JOBS[args.command], args, beam_args)
+        data = cfg.apply_overrides(cfg.read_yaml(args.config), args.set)
+        if args.command == "select":
+            job, data = select_method(data)
+            return run_job(job, args, beam_args, data)
+        return run_job(JOBS[args.command], args, beam_args, data)
     except (cfg.ConfigError, InputError, RunnerError, UsageError, ModelError,
             CacheError) as exc:
         print(f"tamis: error: {exc}", file=sys.stderr)
@@ -89,8 +97,16 @@ def verify(out_dir: str) -> int:
     return 0
 
 
-def run_job(job: Job, args: argparse.Namespace, beam_args: list[str]) -> int:
-    data = cfg.apply_overrides(cfg.read_yaml(args.config), args.set)
+def select_method(data: dict) -> tuple[Job, dict]:
+    """The job of a ``select`` config's ``method``, and the config without that key."""
+    data = dict(data)
+    method = data.pop("method", None)
+    if method not in METHODS:
+        raise cfg.ConfigError(f"'method' must be one of {', '.join(METHODS)}, got {method!r}")
+    return JOBS[METHODS[method]], data
+
+
+def run_job(job: Job, args: argparse.Namespace, beam_args: list[str], data: dict) -> int:
     config = cfg.load(job.config, data)
     options = pipeline_options(args.runner, args.workers or job.local_workers, beam_args)
     workers = args.workers or job.local_workers or default_workers()

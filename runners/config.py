@@ -323,3 +323,28 @@ class CrispConfig:
         if any(s.weight < 0 for s in self.specialists) or not any(
                 s.weight > 0 for s in self.specialists):
             raise ConfigError("specialist weights must be >= 0 with at least one positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class DsirConfig:
+    """``tamis dsir``: DSIR-style hashed n-gram importance resampling to a token budget."""
+
+    inputs: tuple[str, ...]  # the pool
+    target: tuple[str, ...]  # text of the target (specialist) set
+    output: str
+    budget: Budget
+    text_column: str = "text"
+    id_column: str | None = "id"
+    seed: int = 0
+    num_buckets: int = 10_000
+    ngrams: Literal[1, 2] = 2  # words, or words and bigrams
+    min_words: int = 100  # shorter records are dropped as too_short (DSIR's rule)
+    num_shards: int = 0
+
+    def check(self) -> None:
+        if not self.inputs or not self.target:
+            raise ConfigError("'inputs' and 'target' must each name at least one file")
+        if self.budget.unit != "tokens":
+            raise ConfigError("'budget' of dsir is in tokens: set budget.tokens")
+        if self.num_buckets < 1 or self.min_words < 0:
+            raise ConfigError("'num_buckets' must be >= 1 and 'min_words' >= 0")

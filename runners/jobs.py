@@ -13,7 +13,7 @@ import apache_beam as beam
 import numpy as np
 
 from tamis.embeddings.sentence import model_info
-from tamis.pipelines import cluster, crisp, embed, sample
+from tamis.pipelines import cluster, crisp, dsir, embed, sample
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import join
 from tamis.pipelines.inputs import InputPlan, plan_inputs
@@ -21,6 +21,7 @@ from tamis.pipelines.vectors import CacheError, open_cache, read_documents, same
 from tamis.runners.config import (
     ClusterConfig,
     CrispConfig,
+    DsirConfig,
     EmbedConfig,
     SampleConfig,
     config_hash,
@@ -347,6 +348,39 @@ def build_crisp(pipeline: beam.Pipeline, prepared: Prepared) -> None:
     crisp.build(pipeline, prepared.plan, prepared.spec, prepared.header)
 
 
+def prepare_dsir(config: DsirConfig, context: Context) -> Prepared:
+    plan = plan_inputs(config.inputs, config.text_column, config.id_column,
+                       reserved_columns=[*sample.ADDED_COLUMNS, dsir.SCORE])
+    target = plan_inputs(config.target, config.text_column, config.id_column)
+    if target.rows == 0:
+        raise CacheError(f"the target set {', '.join(config.target)} has no row")
+    tokens = plan.estimated_tokens()
+    fraction = 1.0 if not tokens else min(1.0, config.budget.amount / tokens)
+    shards = config.num_shards or auto_shards(plan.bytes * fraction)
+    spec = dsir.DsirSpec(config.output, config.budget.amount, config.seed, config.num_buckets,
+                         config.ngrams, config.min_words, shards)
+    h = header("dsir", config)
+    h["warnings"] = list(plan.warnings) + list(target.warnings)
+    h["selector"] = {"target_rows": target.rows}
+    estimates = {"input_rows": plan.rows, "input_bytes": plan.bytes,
+                 "input_tokens_estimated": tokens,
+                 "output_rows_estimated": None if plan.rows is None else round(plan.rows
+                                                                               * fraction),
+                 "output_tokens_estimated": config.budget.amount,
+                 "output_bytes_estimated": round(plan.bytes * fraction), "num_shards": shards}
+    grams = "unigrams and bigrams" if config.ngrams == 2 else "unigrams"
+    summary = [f"target: {len(target.files)} file(s), {target.rows} rows; word {grams} in "
+               f"{config.num_buckets:,} buckets; records under {config.min_words} words "
+               f"dropped",
+               f"budget: {config.budget.amount:,} tokens, Gumbel top-k, seed {config.seed}"]
+    return Prepared(plan, (spec, target), h, estimates, summary)
+
+
+def build_dsir(pipeline: beam.Pipeline, prepared: Prepared) -> None:
+    spec, target = prepared.spec
+    dsir.build(pipeline, prepared.plan, target, spec, prepared.header)
+
+
 JOBS = {
     "sample": Job("sample", "uniform sample to a row or token budget, optionally stratified",
                   SampleConfig, prepare_sample, build_sample),
@@ -360,4 +394,9 @@ JOBS = {
                    "and assign every document", ClusterConfig, prepare_cluster, build_cluster),
     "crisp": Job("crisp", "clustered importance sampling of a pool to a token budget",
                  CrispConfig, prepare_crisp, build_crisp),
+    "dsir": Job("dsir", "DSIR hashed n-gram importance resampling to a token budget",
+                DsirConfig, prepare_dsir, build_dsir),
 }
+
+#: ``tamis select``: one config, the selection method named in it.
+METHODS = {"uniform": "sample", "dsir": "dsir", "crisp": "crisp"}
