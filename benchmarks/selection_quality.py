@@ -139,14 +139,31 @@ def uniform(work: Path, budget: int, seed: int) -> dict[str, int]:
     return read_selection(out)
 
 
-def crisp(work: Path, budget_model: int, level: int, seed: int) -> dict[str, int]:
-    out = work / f"crisp-l{level}"
-    run("crisp", config(work / f"crisp-l{level}.json", inputs=[str(POOL)],
+def crisp(work: Path, budget_model: int, level: int, seed: int, cap: int = 16) -> dict[str, int]:
+    out = work / f"crisp-l{level}-cap{cap}"
+    run("crisp", config(work / f"crisp-l{level}-cap{cap}.json", inputs=[str(POOL)],
                         embeddings=str(work / "pool-emb"), clusters=str(work / "clusters"),
                         specialists=[{"embeddings": str(work / "spec-emb")}], output=str(out),
-                        budget={"tokens": budget_model}, level=level, seed=seed),
-        "--overwrite")
+                        budget={"tokens": budget_model}, level=level, seed=seed,
+                        repetition_cap=cap),
+        "--overwrite", "--workers", "1")
     return read_selection(out)
+
+
+def crisp_without_repeats(work: Path, budget: int, budget_model: int, level: int, seed: int,
+                          size: dict[str, int]) -> dict[str, int]:
+    """CRISP with ``repetition_cap: 1``. The cap leaves part of the budget unspent, so the
+    budget given to crisp is searched (bisection) until the selection holds as many tokens as
+    the others, like the document count of the DSIR package row."""
+    low, high = float(budget_model), float(budget_model) * 16
+    for _ in range(12):
+        mid = (low + high) / 2
+        chosen = crisp(work, int(mid), level, seed, cap=1)
+        if sum(size[i] for i in chosen) <= budget:
+            low = mid
+        else:
+            high = mid
+    return crisp(work, int(low), level, seed, cap=1)
 
 
 def dsir_ours(work: Path, budget: int, seed: int) -> tuple[dict, tuple[float, float]]:
@@ -245,9 +262,13 @@ def main() -> None:
     rows.append(judge("DSIR-style (tamis select, dsir)", ours, pool, vocab, heldout))
     package, package_s = dsir_package(work, pool, target, args.budget, args.seed)
     rows.append(judge("DSIR (data-selection package)", package, pool, vocab, heldout))
+    size = {i: len(words(t)) for i, t in zip(pool.column("id").to_pylist(),
+                                             pool.column("text").to_pylist(), strict=True)}
     for level, k in ((0, 64), (1, 4096)):
         rows.append(judge(f"CRISP, {k} clusters", crisp(work, budget_model, level, args.seed),
                           pool, vocab, heldout))
+        rows.append(judge(f"CRISP, {k} clusters, cap 1", crisp_without_repeats(
+            work, args.budget, budget_model, level, args.seed, size), pool, vocab, heldout))
     full = judge("whole pool (reference)", dict.fromkeys(pool.column("id").to_pylist(), 1),
                  pool, vocab, heldout)
     print(f"\nembedder {args.embedder}; budget {args.budget:,} tokens "
