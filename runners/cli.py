@@ -25,6 +25,7 @@ from tamis.pipelines.files import filesystem, join
 from tamis.pipelines.inputs import InputError
 from tamis.pipelines.progress import ProgressMonitor
 from tamis.pipelines.vectors import CacheError
+from tamis.runners import compose
 from tamis.runners import config as cfg
 from tamis.runners.jobs import JOBS, METHODS, Context, Job, Prepared
 from tamis.runners.profiles import RUNNERS, RunnerError, default_workers, pipeline_options
@@ -73,10 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"unknown option {beam_args[0]}")
             return verify(args.out_dir)
         data = cfg.apply_overrides(cfg.read_yaml(args.config), args.set)
+        job = JOBS.get(args.command)
         if args.command == "select":
             job, data = select_method(data)
-            return run_job(job, args, beam_args, data)
-        return run_job(JOBS[args.command], args, beam_args, data)
+        if job.name == "crisp":
+            return compose.run_crisp(data, _runner(args, beam_args), args.dry_run)
+        return run_job(job, args, beam_args, data)
     except (cfg.ConfigError, InputError, RunnerError, UsageError, ModelError,
             CacheError) as exc:
         print(f"tamis: error: {exc}", file=sys.stderr)
@@ -95,6 +98,19 @@ def verify(out_dir: str) -> int:
           f"(dropped {sum(acc['rows_dropped'].values()):,}, "
           f"rejected {sum(acc['rows_rejected'].values()):,}); checksums match")
     return 0
+
+
+def _runner(args: argparse.Namespace, beam_args: list[str]) -> compose.Run:
+    """Runs one job of a composition with the command's runner flags."""
+
+    def run(name: str, data: dict, overwrite: bool) -> int:
+        sub = argparse.Namespace(**{**vars(args), "overwrite": args.overwrite or overwrite})
+        if name != "crisp":
+            sub.overwrite = overwrite
+            sub.config = f"{args.config} ({name} step)"
+        return run_job(JOBS[name], sub, beam_args, data)
+
+    return run
 
 
 def select_method(data: dict) -> tuple[Job, dict]:

@@ -282,10 +282,40 @@ class ClusterConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Specialist:
-    """One specialist set: its embedding cache, and its share of a multi-task target."""
+    """One specialist set: its embedding cache, or its text (embedded on the way), and its
+    share of a multi-task target."""
 
-    embeddings: str
+    embeddings: str | None = None
+    inputs: tuple[str, ...] = ()
     weight: float = 1.0
+
+    def check(self) -> None:
+        if (self.embeddings is None) == (not self.inputs):
+            raise ConfigError("each specialist needs exactly one of 'embeddings' (a cache) "
+                              "or 'inputs' (text to embed)")
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedSettings:
+    """How ``crisp`` embeds text it is given without a cache (as in ``tamis embed``)."""
+
+    embedder: Literal["sentence-transformers", "lsi"] = "sentence-transformers"
+    model: ModelSection = dataclasses.field(default_factory=ModelSection)
+    lsi: LsiSection = dataclasses.field(default_factory=LsiSection)
+    window_tokens: int = 1024
+    mode: Literal["windows", "document"] = "windows"
+    max_doc_chars: int = 2_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class TreeSettings:
+    """How ``crisp`` fits the tree when it is given no clusters (as in ``tamis cluster``)."""
+
+    branching: int = 64
+    levels: int = 2
+    sample_size: int = 262_144
+    niter: int = 20
+    balance: float = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,11 +323,14 @@ class CrispConfig:
     """``tamis crisp``: clustered importance sampling of a pool to a token budget."""
 
     inputs: tuple[str, ...]  # the pool's text, as given to tamis embed
-    embeddings: str  # the pool's embedding cache
-    clusters: str  # a tamis cluster output fitted on that cache
     specialists: tuple[Specialist, ...]
     output: str
     budget: Budget
+    embeddings: str | None = None  # the pool's embedding cache; None: embedded on the way
+    clusters: str | None = None  # a tamis cluster output on that cache; None: fitted here
+    work: str | None = None  # where caches made on the way go; None: "<output>-work"
+    embed: EmbedSettings = dataclasses.field(default_factory=EmbedSettings)
+    tree: TreeSettings = dataclasses.field(default_factory=TreeSettings)
     text_column: str = "text"
     id_column: str | None = "id"
     level: int | None = None  # the tree level of the histograms; None: the finest

@@ -229,6 +229,10 @@ def build_cluster(pipeline: beam.Pipeline, prepared: Prepared) -> None:
 
 
 def prepare_crisp(config: CrispConfig, context: Context) -> Prepared:
+    if config.embeddings is None or config.clusters is None or any(
+            s.embeddings is None for s in config.specialists):
+        raise CacheError("crisp needs its embeddings and clusters (tamis crisp makes them "
+                         "on the way; this job alone cannot)")
     plan = plan_inputs(config.inputs, config.text_column, config.id_column,
                        reserved_columns=crisp_columns(8))
     pool = open_cache(config.embeddings)

@@ -175,3 +175,24 @@ def test_bad_cluster_and_crisp_inputs(world, tmp_path, capsys):
     config = crisp_config(root, "x", clusters=str(root / "pool-emb"))
     assert main(["crisp", str(config)]) == 2
     assert "holds the output of 'embed', not cluster" in capsys.readouterr().err
+
+
+def test_crisp_from_text_embeds_and_clusters_on_the_way(world, tmp_path, capsys):
+    root, _ = world
+    config = write_config(
+        tmp_path / "text.yaml", inputs=[str(root / "pool")],
+        specialists=[{"inputs": [str(root / "python.parquet")]}], output=str(tmp_path / "sel"),
+        budget={"tokens": 20_000}, embed={"embedder": "lsi", "lsi": {"dim": 16}},
+        tree={"branching": 4, "levels": 2, "niter": 5})
+    assert main(["crisp", str(config), "--dry-run"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.yaml"]  # a dry run writes nothing
+    assert main(["crisp", str(config), "--workers", "1"]) == 0
+    work = tmp_path / "sel-work"
+    assert sorted(p.name for p in work.iterdir()) == ["clusters", "pool-emb", "specialist-0"]
+    run("verify", tmp_path / "sel")
+    first = {p.name: p.read_bytes() for p in (tmp_path / "sel" / "data").iterdir()}
+    capsys.readouterr()
+    assert main(["crisp", str(config), "--workers", "1", "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "docs_embedded 0" in err and "tamis cluster" not in err  # caches reused
+    assert {p.name: p.read_bytes() for p in (tmp_path / "sel" / "data").iterdir()} == first
