@@ -121,9 +121,10 @@ def embeddings(work: Path, embedder: str) -> None:
         model = {"embedder": "lsi", "lsi": {"dim": 256, "model": str(fitted)}}
     run("embed", config(work / "spec-embed.json", inputs=[str(SPECIALIST)],
                         output=str(work / "spec-emb"), **model, **window))
-    if not (work / "clusters" / "manifest.json").exists():
-        run("cluster", config(work / "cluster.json", embeddings=str(work / "pool-emb"),
-                              output=str(work / "clusters"), branching=64, levels=2))
+    for name, branching in (("clusters", 64), ("clusters-16", 16)):
+        if not (work / name / "manifest.json").exists():
+            run("cluster", config(work / f"{name}.json", embeddings=str(work / "pool-emb"),
+                                  output=str(work / name), branching=branching, levels=2))
 
 
 def read_selection(folder: Path) -> dict[str, int]:
@@ -139,10 +140,11 @@ def uniform(work: Path, budget: int, seed: int) -> dict[str, int]:
     return read_selection(out)
 
 
-def crisp(work: Path, budget_model: int, level: int, seed: int, cap: int = 16) -> dict[str, int]:
-    out = work / f"crisp-l{level}-cap{cap}"
-    run("crisp", config(work / f"crisp-l{level}-cap{cap}.json", inputs=[str(POOL)],
-                        embeddings=str(work / "pool-emb"), clusters=str(work / "clusters"),
+def crisp(work: Path, budget_model: int, level: int, seed: int, cap: int = 16,
+          tree: str = "clusters") -> dict[str, int]:
+    out = work / f"crisp-{tree}-l{level}-cap{cap}"
+    run("crisp", config(work / f"crisp-{tree}-l{level}-cap{cap}.json", inputs=[str(POOL)],
+                        embeddings=str(work / "pool-emb"), clusters=str(work / tree),
                         specialists=[{"embeddings": str(work / "spec-emb")}], output=str(out),
                         budget={"tokens": budget_model}, level=level, seed=seed,
                         repetition_cap=cap),
@@ -151,19 +153,19 @@ def crisp(work: Path, budget_model: int, level: int, seed: int, cap: int = 16) -
 
 
 def crisp_without_repeats(work: Path, budget: int, budget_model: int, level: int, seed: int,
-                          size: dict[str, int]) -> dict[str, int]:
+                          size: dict[str, int], tree: str = "clusters") -> dict[str, int]:
     """CRISP with ``repetition_cap: 1``. The cap leaves part of the budget unspent, so the
     budget given to crisp is searched (bisection) until the selection holds as many tokens as
     the others, like the document count of the DSIR package row."""
     low, high = float(budget_model), float(budget_model) * 16
     for _ in range(12):
         mid = (low + high) / 2
-        chosen = crisp(work, int(mid), level, seed, cap=1)
+        chosen = crisp(work, int(mid), level, seed, cap=1, tree=tree)
         if sum(size[i] for i in chosen) <= budget:
             low = mid
         else:
             high = mid
-    return crisp(work, int(low), level, seed, cap=1)
+    return crisp(work, int(low), level, seed, cap=1, tree=tree)
 
 
 def dsir_ours(work: Path, budget: int, seed: int) -> tuple[dict, tuple[float, float]]:
@@ -264,11 +266,11 @@ def main() -> None:
     rows.append(judge("DSIR (data-selection package)", package, pool, vocab, heldout))
     size = {i: len(words(t)) for i, t in zip(pool.column("id").to_pylist(),
                                              pool.column("text").to_pylist(), strict=True)}
-    for level, k in ((0, 64), (1, 4096)):
-        rows.append(judge(f"CRISP, {k} clusters", crisp(work, budget_model, level, args.seed),
-                          pool, vocab, heldout))
+    for tree, level, k in (("clusters", 0, 64), ("clusters-16", 1, 256), ("clusters", 1, 4096)):
+        rows.append(judge(f"CRISP, {k} clusters", crisp(
+            work, budget_model, level, args.seed, tree=tree), pool, vocab, heldout))
         rows.append(judge(f"CRISP, {k} clusters, cap 1", crisp_without_repeats(
-            work, args.budget, budget_model, level, args.seed, size), pool, vocab, heldout))
+            work, args.budget, budget_model, level, args.seed, size, tree), pool, vocab, heldout))
     full = judge("whole pool (reference)", dict.fromkeys(pool.column("id").to_pylist(), 1),
                  pool, vocab, heldout)
     print(f"\nembedder {args.embedder}; budget {args.budget:,} tokens "

@@ -92,7 +92,8 @@ class _Assign(beam.DoFn):
         if model_path != self._path:
             self._model, self._path = load_model(model_path), model_path
         shard, ids, vectors, tokens = item
-        clusters = self._model.assign(vectors) if len(ids) else np.zeros((0, self._spec.levels))
+        clusters = (self._model.assign(vectors) if len(ids)
+                    else np.zeros((0, self._spec.levels), np.int64))
         self._rows.inc(len(ids))
         columns = {"id": ids, "n_tokens": pa.array(tokens, pa.int64())}
         columns.update({f"cluster_l{i}": pa.array(clusters[:, i], pa.int64())

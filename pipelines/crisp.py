@@ -79,7 +79,12 @@ class _Draw(beam.DoFn):
         src = int(table.column(SRC)[0].as_py())
         first = int(pc.min(table.column(ROW)).as_py())
         rel = plan.files[src].rel
-        ids, vectors, model_tokens = read_documents(spec.cache_shards[(rel, first)])
+        shard = spec.cache_shards.get((rel, first))
+        if shard is None:  # embed rejected every row of this batch
+            yield beam.pvalue.TaggedOutput("rejects", (src, _missing(
+                rel, table, np.ones(table.num_rows, dtype=bool))))
+            return
+        ids, vectors, model_tokens = read_documents(shard)
         index = {i: k for k, i in enumerate(ids)}
         row_ids = table.column("id").to_pylist()
         found = np.array([i in index for i in row_ids], dtype=bool)

@@ -130,6 +130,8 @@ def _cut(hist, spec: DsirSpec):
 
 
 def _boundary(table: pa.Table, cut):
+    if cut.bin >= 1 << BIN_BITS:  # the budget takes every eligible row: no cut-off bin
+        return
     bins = key_bins(table.column(KEY).to_numpy())
     for i in np.flatnonzero(bins == cut.bin):
         yield ((-float(table.column(KEY)[i].as_py()), table.column("id")[i].as_py(),
@@ -153,7 +155,8 @@ class _Select(beam.DoFn):
         bins = key_bins(table.column(KEY).to_numpy())
         keep = bins < cut.bin
         src, row = table.column(SRC).to_numpy(), table.column(ROW).to_numpy()
-        for i in np.flatnonzero(bins == cut.bin):
+        edge = np.flatnonzero(bins == cut.bin) if cut.bin < 1 << BIN_BITS else []
+        for i in edge:
             keep[i] = (int(src[i]), int(row[i])) in taken
         tokens = table.column("n_tokens").to_numpy()
         short = ~np.isfinite(table.column(KEY).to_numpy())

@@ -162,6 +162,8 @@ class _Window(beam.DoFn):
                 for i, doc in enumerate(windows) if not too_long[i]
                 for w, (s, e, a, b) in enumerate(doc)]
         self._windows.inc(len(flat))
+        if not flat:  # every document of the batch was rejected: no shard to write
+            return
         flat.sort(key=lambda x: -len(x[5]))  # similar lengths side by side: less padding
         meta = pa.table({
             "id": [c[0] for c in flat], ROW: pa.array([c[1] for c in flat], pa.int64()),

@@ -116,12 +116,15 @@ def _column_type(values: list) -> pa.DataType:
     present = [v for v in values if v is not None]
     try:
         return pa.array(present).type if present else pa.null()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
         kinds = [type(v) for v in present]
         common = max(set(kinds), key=lambda k: (kinds.count(k), k.__name__))
+        simple = {int: pa.int64(), float: pa.float64(), str: pa.string(), bool: pa.bool_()}
+        if common in simple:  # e.g. one integer too large for int64 among ordinary ones
+            return simple[common]
         try:
             return pa.array([v for v in present if type(v) is common]).type
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
             return pa.string()
 
 
@@ -161,7 +164,8 @@ def plan_inputs(
             schema = meta.schema.to_arrow_schema()
         else:
             meta, schema = None, _jsonl_schema(path)
-        _check_columns(path, schema, text_column, required_columns, reserved_columns, fmt)
+        _check_columns(path, schema, text_column, required_columns, reserved_columns, fmt,
+                       id_column)
         text_ok = fmt == "jsonl" or schema.field(text_column).type in STRING_TYPES
         if not text_ok:
             warnings.append(
@@ -202,13 +206,18 @@ def _column_bytes(group: pq.RowGroupMetaData, name: str, index: int) -> int:
     return total
 
 
-def _check_columns(path, schema, text_column, required, reserved, fmt) -> None:
+def _check_columns(path, schema, text_column, required, reserved, fmt,
+                   id_column=None) -> None:
     names = schema.names
     for column in [text_column, *required]:
         if column not in names:
             if fmt == "jsonl" and not names:
                 raise InputError(f"{path}: no JSON object in its first lines")
             raise InputError(f"{path}: no column '{column}' (columns: {', '.join(names)})")
+    for column in [*required, id_column]:
+        if column in names and pa.types.is_nested(schema.field(column).type):
+            raise InputError(f"{path}: column '{column}' is {schema.field(column).type}; it "
+                             f"must hold single values (text, numbers)")
     for column in reserved:
         if column in names:
             raise InputError(f"{path}: has a column '{column}', which this job writes; "

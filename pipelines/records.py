@@ -154,8 +154,8 @@ def _read_jsonl(plan: InputPlan, src: int,
     """Parse a JSONL file line by line: a line that is not a JSON object is rejected."""
     f = plan.files[src]
     types = {fld.name: fld.type for fld in plan.schema if fld.name != "id"}
-    if plan.id_column is not None:
-        types[plan.id_column] = pa.string()
+    if plan.id_column == "id":  # the output id is text: a number id is taken as its digits
+        types["id"] = pa.string()
     types[plan.text_column] = pa.string()
     fs, inner = filesystem(f.path)
     with fs.open_input_stream(inner) as stream:
@@ -198,15 +198,26 @@ def _parse_line(raw: bytes, text_column: str, id_column: str | None,
         return None, None, "invalid_json"
     if not isinstance(value, dict):
         return value, None, "not_an_object"
-    if id_column is not None and isinstance(value.get(id_column), int | str):
-        value[id_column] = str(value[id_column])
+    if id_column == "id" and isinstance(value.get("id"), int) and not isinstance(
+            value["id"], bool):
+        value["id"] = str(value["id"])
     text = value.get(text_column)
     if text is not None and not isinstance(text, str):
         return value, text_column, "non_string_text"
+    if text is not None and not _encodes(text):  # a lone surrogate, legal in JSON only
+        return value, text_column, "invalid_utf8"
     for name, typ in types.items():
         if value.get(name) is not None and name != text_column:
             try:
                 pa.array([value[name]], type=typ)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError):
                 return value, name, "bad_value"
     return value, None, None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False

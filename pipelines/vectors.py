@@ -74,8 +74,9 @@ def document_vectors(table: pa.Table) -> tuple[list[str], np.ndarray, np.ndarray
     tokens = table.column("n_tokens").to_numpy()
     if not ids:
         return [], np.zeros((0, dim), np.float32), np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.r_[True, np.asarray(ids[1:], dtype=object)
-                                  != np.asarray(ids[:-1], dtype=object)])
+    # A document starts at each window 0 (rows are in document, then window order), so two
+    # documents that share an id stay two.
+    starts = np.flatnonzero(table.column("window").to_numpy() == 0)
     means = np.add.reduceat(vectors, starts, axis=0)
     norms = np.linalg.norm(means, axis=1, keepdims=True)
     means = np.divide(means, norms, out=np.zeros_like(means), where=norms > 0)

@@ -78,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "select":
             job, data = select_method(data)
         if job.name == "crisp":
-            return compose.run_crisp(data, _runner(args, beam_args), args.dry_run)
+            return compose.run_crisp(data, _runner(args, beam_args), args.dry_run,
+                                     lambda out: _clear_output(out, args.overwrite))
         return run_job(job, args, beam_args, data)
     except (cfg.ConfigError, InputError, RunnerError, UsageError, ModelError,
             CacheError) as exc:

@@ -16,7 +16,10 @@ from collections.abc import Callable
 
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import join
+from tamis.pipelines.inputs import plan_inputs
 from tamis.runners import config as cfg
+from tamis.runners.jobs import crisp_columns
+from tamis.selectors.clusters import MAX_LEVELS
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +32,22 @@ def needs_work(config: cfg.CrispConfig) -> bool:
             or any(s.embeddings is None for s in config.specialists))
 
 
-def run_crisp(data: dict, run: Run, dry_run: bool) -> int:
-    """Run the jobs a crisp configuration needs, then crisp itself."""
+def run_crisp(data: dict, run: Run, dry_run: bool,
+              check_output: Callable[[str], None]) -> int:
+    """Run the jobs a crisp configuration needs, then crisp itself. Everything crisp can check
+    without the caches (its inputs, its output folder, the level) is checked first, so that a
+    mistake does not surface after hours of embedding."""
     config = cfg.load(cfg.CrispConfig, data)  # every key checked before any work
     if not needs_work(config):
         return run("crisp", data, False)
+    plan_inputs(config.inputs, config.text_column, config.id_column,
+                reserved_columns=crisp_columns(MAX_LEVELS))
+    if config.clusters is None and config.level is not None and not (
+            0 <= config.level < config.tree.levels):
+        raise cfg.ConfigError(f"'level' {config.level} is not a level of a tree of "
+                              f"{config.tree.levels} levels (0 to {config.tree.levels - 1})")
+    if not dry_run:
+        check_output(config.output)
     work = config.work or config.output.rstrip("/\\") + "-work"
     data = copy.deepcopy(data)
     settings = cfg.to_dict(config.embed)

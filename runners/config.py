@@ -7,6 +7,7 @@ work starts.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
@@ -43,7 +44,7 @@ def read_yaml(path: str) -> dict:
 
 def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a copy of ``data``."""
-    data = json.loads(json.dumps(data))
+    data = copy.deepcopy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:

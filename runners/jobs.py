@@ -28,6 +28,7 @@ from tamis.runners.config import (
     to_dict,
 )
 from tamis.selectors import importance as imp
+from tamis.selectors.clusters import MAX_LEVELS
 
 SHARD_TARGET_BYTES = 128 << 20
 MAX_AUTO_SHARDS = 1024
@@ -234,7 +235,7 @@ def prepare_crisp(config: CrispConfig, context: Context) -> Prepared:
         raise CacheError("crisp needs its embeddings and clusters (tamis crisp makes them "
                          "on the way; this job alone cannot)")
     plan = plan_inputs(config.inputs, config.text_column, config.id_column,
-                       reserved_columns=crisp_columns(8))
+                       reserved_columns=crisp_columns(MAX_LEVELS))
     pool = open_cache(config.embeddings)
     _check_cache_inputs(plan, pool)
     tree_manifest = _cluster_manifest(config.clusters, pool)

@@ -22,7 +22,7 @@ ALLOCATIONS = ("proportional", "equal")
 
 def row_keys(ids: Sequence[str], seed: int) -> np.ndarray:
     """Sampling keys, shape ``(n,)``, uint64: a keyed BLAKE2b hash of each id under ``seed``."""
-    salt = int(seed).to_bytes(8, "little", signed=True)
+    salt = (int(seed) % (1 << 64)).to_bytes(8, "little")  # = the signed bytes in int64 range
     return np.fromiter(
         (
             int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8, key=salt).digest(), "little")

@@ -4,8 +4,9 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from tamis.pipelines.inputs import plan_inputs
+from tamis.pipelines.inputs import InputError, plan_inputs
 from tamis.pipelines.records import REJECTS_SCHEMA, hashed_ids, read_unit
 
 
@@ -80,3 +81,25 @@ def test_invalid_utf8_in_parquet_is_rejected_not_a_crash(tmp_path):
     assert [(r["row"], r["reason"]) for r in rejected.to_pylist()] == [(1, "invalid_utf8"),
                                                                         (2, "null_text")]
     assert "caf\ufffd au lait" in rejected.to_pylist()[0]["record"]
+
+
+def test_jsonl_edge_values_are_rejected_one_row_at_a_time(tmp_path):
+    lines = [json.dumps({"doc_id": i, "text": f"row {i}", "n": i}) for i in range(4)]
+    lines += ['{"doc_id": 4, "text": "bad \\ud800 text", "n": 4}',  # lone surrogate
+              json.dumps({"doc_id": 5, "text": "huge", "n": 2**70}),
+              json.dumps({"doc_id": "abc", "text": "string id", "n": 6})]
+    (tmp_path / "x.jsonl").write_text("\n".join(lines) + "\n")
+    plan = plan_inputs([str(tmp_path / "x.jsonl")], "text", id_column="doc_id")
+    kept, rejected = read_all(plan)
+    assert kept.column("id").to_pylist() == ["0", "1", "2", "3"]
+    got = [(r["row"], r["field"], r["reason"]) for r in rejected.sort_by("row").to_pylist()]
+    assert got == [(4, "text", "invalid_utf8"), (5, "n", "bad_value"), (6, "doc_id", "bad_value")]
+
+
+def test_nested_id_or_stratum_columns_are_refused_at_planning(tmp_path):
+    pq.write_table(pa.table({"text": ["a"], "id": [[1, 2]]}), tmp_path / "x.parquet")
+    with pytest.raises(InputError, match="column 'id' is list<.*>; it must hold single"):
+        plan_inputs([str(tmp_path)], "text")
+    pq.write_table(pa.table({"text": ["a"], "tags": [["x"]]}), tmp_path / "x.parquet")
+    with pytest.raises(InputError, match="column 'tags' is list"):
+        plan_inputs([str(tmp_path)], "text", required_columns=["tags"])

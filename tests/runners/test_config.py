@@ -83,3 +83,11 @@ def test_read_yaml_errors(tmp_path):
     scalar.write_text("3\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         read_yaml(str(scalar))
+
+
+def test_yaml_values_of_other_types_are_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inputs: [a]\noutput: 2024-01-01\nbudget: {rows: 1}\n")
+    data = apply_overrides(read_yaml(str(path)), ["seed=18446744073709551616"])
+    with pytest.raises(ConfigError, match="'output' must be text, got datetime.date"):
+        load(SampleConfig, data)

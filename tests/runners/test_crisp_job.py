@@ -196,3 +196,16 @@ def test_crisp_from_text_embeds_and_clusters_on_the_way(world, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "docs_embedded 0" in err and "tamis cluster" not in err  # caches reused
     assert {p.name: p.read_bytes() for p in (tmp_path / "sel" / "data").iterdir()} == first
+
+
+def test_crisp_from_text_checks_its_output_before_embedding(world, tmp_path, capsys):
+    root, _ = world
+    (tmp_path / "sel").mkdir()
+    (tmp_path / "sel" / "mine.txt").write_text("x")
+    config = write_config(
+        tmp_path / "text.yaml", inputs=[str(root / "pool")],
+        specialists=[{"inputs": [str(root / "python.parquet")]}], output=str(tmp_path / "sel"),
+        budget={"tokens": 20_000}, embed={"embedder": "lsi"})
+    assert main(["crisp", str(config)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert not (tmp_path / "sel-work").exists()  # nothing was embedded

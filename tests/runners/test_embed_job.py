@@ -155,3 +155,18 @@ def test_model_problems_stop_before_any_work(tmp_path, docs, run_cli):
     assert code == 0
     assert "estimated wall time: 0m06s at 4.0 docs/s (config rate" in out
     assert "the model reads only the first 256 tokens of each window" in out
+
+
+def test_a_batch_whose_documents_are_all_rejected_writes_no_shard(tmp_path, run_cli):
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(30)],
+                             "text": [f"an ordinary document number {i}" for i in range(30)]}),
+                   tmp_path / "in" / "a.parquet")
+    pq.write_table(pa.table({"id": ["long"], "text": ["x" * 500]}), tmp_path / "in" / "b.parquet")
+    config = write_config(tmp_path / "e.yaml", inputs=[str(tmp_path / "in")],
+                          output=str(tmp_path / "c"), embedder="lsi",
+                          lsi={"dim": 4, "min_df": 1}, max_doc_chars=100)
+    manifest = run_embed(run_cli, config, "--workers", "1")
+    assert manifest["accounting"]["rows_rejected"] == {"too_long": 1}
+    assert manifest["accounting"]["rows_kept"] == 30
+    assert [s["source"] for s in manifest["outputs"]["shards"]] == ["a.parquet"]

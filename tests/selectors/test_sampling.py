@@ -141,3 +141,8 @@ def test_stratum_weights_undo_balancing():
     w = stratum_weights(np.array([90, 10]), np.array([50, 50]))
     assert np.allclose(w, [1.8, 0.2])
     assert stratum_weights(np.array([5, 5]), np.array([3, 0])).tolist() == [0.5, 0.0]
+
+
+def test_any_integer_seed_works():
+    assert row_keys(["a"], 2**64 + 5)[0] == row_keys(["a"], 5)[0]
+    assert row_keys(["a"], -1)[0] == row_keys(["a"], 2**64 - 1)[0]
