@@ -1,0 +1,130 @@
+"""Classifier quality filters: an embedding logistic regression and the helpers both quality
+classifiers share (the DCLM fastText model is in :mod:`tamis.embeddings.fasttext_quality`).
+
+Both learn to tell a high-quality set (positives) from the generalist pool (negatives) and
+score a record by ``P(high quality)``. As the "Data-Quality Illusion" analysis notes, such a
+score ranks by the likelihood ratio ``p_HQ / p_pool``: it also filters the high-quality set,
+and it learns length unless the negatives are length-matched (:func:`length_matched`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import BinaryIO
+
+import numpy as np
+
+from tamis.selectors.importance import uniforms
+
+
+def holdout_mask(ids: Sequence[str], fraction: float, seed: int) -> np.ndarray:
+    """Which records are held out for evaluation: a pure function of (seed, id)."""
+    return uniforms(ids, seed + 7_777) < fraction
+
+
+def length_matched(positive_lengths: np.ndarray, negative_lengths: np.ndarray,
+                   negative_ids: Sequence[str], n: int, seed: int, bins: int = 10) -> np.ndarray:
+    """Indices of ``n`` negatives whose length distribution follows the positives'.
+
+    Lengths are cut at the positives' quantiles into ``bins`` bins; each bin gets its
+    positives' share of ``n``, filled with the bin's negatives in key order (seed, id). A bin
+    short of negatives gives what it has.
+    """
+    pos = np.asarray(positive_lengths, dtype=np.float64)
+    neg = np.asarray(negative_lengths, dtype=np.float64)
+    edges = np.unique(np.quantile(pos, np.linspace(0, 1, bins + 1)[1:-1]))
+    pos_bin, neg_bin = np.searchsorted(edges, pos), np.searchsorted(edges, neg)
+    want = np.bincount(pos_bin, minlength=len(edges) + 1) / len(pos) * n
+    keys = uniforms(negative_ids, seed)
+    chosen = []
+    for b, count in enumerate(np.round(want).astype(int)):
+        members = np.flatnonzero(neg_bin == b)
+        chosen.extend(members[np.argsort(keys[members], kind="stable")][:count].tolist())
+    return np.sort(np.asarray(chosen, dtype=np.int64))
+
+
+class EmbeddingLogistic:
+    """L2-regularised logistic regression on embeddings, ``C`` chosen by held-out accuracy.
+    After :meth:`fit`: ``coef_`` (d,), ``intercept_``, ``C_``, ``heldout_accuracy_``."""
+
+    def __init__(self, Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0, 100.0), seed: int = 0,
+                 holdout: float = 0.2) -> None:
+        self.Cs, self.seed, self.holdout = tuple(Cs), seed, holdout
+
+    def fit(self, positives: np.ndarray, negatives: np.ndarray) -> EmbeddingLogistic:
+        from sklearn.linear_model import LogisticRegression
+
+        check_sets(positives, negatives)
+        x = np.concatenate([positives, negatives]).astype(np.float64)
+        y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
+        held = holdout_mask([str(i) for i in range(len(x))], self.holdout, self.seed)
+        if held.all() or not held.any():
+            held = np.arange(len(x)) % 5 == 0
+        best = None
+        for c in self.Cs:
+            model = LogisticRegression(C=c, max_iter=2000).fit(x[~held], y[~held])
+            accuracy = float(np.mean(model.predict(x[held]) == y[held]))
+            if best is None or accuracy > best[0]:
+                best = (accuracy, c)
+        self.heldout_accuracy_, self.C_ = best
+        final = LogisticRegression(C=self.C_, max_iter=2000).fit(x, y)
+        self.coef_, self.intercept_ = final.coef_[0], float(final.intercept_[0])
+        return self
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """``P(high quality)`` per row, shape ``(n,)``."""
+        z = np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def save(self, f: BinaryIO) -> None:
+        info = {"C": self.C_, "heldout_accuracy": self.heldout_accuracy_, "Cs": self.Cs}
+        np.savez(f, coef=self.coef_, intercept=np.asarray(self.intercept_),
+                 info=np.asarray(json.dumps(info)))
+
+    @classmethod
+    def load(cls, f: BinaryIO) -> EmbeddingLogistic:
+        data = np.load(f, allow_pickle=False)
+        info = json.loads(str(data["info"]))
+        model = cls(Cs=info["Cs"])
+        model.coef_, model.intercept_ = data["coef"], float(data["intercept"])
+        model.C_, model.heldout_accuracy_ = info["C"], info["heldout_accuracy"]
+        return model
+
+
+def check_sets(positives, negatives) -> None:
+    if len(positives) == 0 or len(negatives) == 0:
+        raise ValueError(f"a quality classifier needs positives and negatives, got "
+                         f"{len(positives)} and {len(negatives)}")
+
+
+def accuracy(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    return float(np.mean((scores >= 0.5) == (labels == 1))) if len(labels) else None
+
+
+def top_fraction_threshold(scores: np.ndarray, keep: float) -> float:
+    """The score at or above which the top ``keep`` share of ``scores`` lies (exact)."""
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    ordered = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    k = max(1, int(np.ceil(keep * len(ordered))))
+    return float(ordered[k - 1])
+
+
+def diagnostics(pool_scores: np.ndarray, pool_lengths: np.ndarray,
+                hq_scores: np.ndarray, threshold: float, bins: int = 20) -> dict:
+    """What the papers ask to see: the share of the high-quality set that passes, the
+    correlation of score with length (Spearman), and the score distribution."""
+    from scipy.stats import spearmanr
+
+    pool_scores = np.asarray(pool_scores, dtype=np.float64)
+    hist, edges = np.histogram(pool_scores, bins=bins, range=(0.0, 1.0))
+    rho = spearmanr(pool_scores, pool_lengths).statistic if len(pool_scores) > 2 else None
+    return {
+        "threshold": threshold,
+        "hq_pass_share": float(np.mean(np.asarray(hq_scores) >= threshold))
+        if len(hq_scores) else None,
+        "pool_pass_share": float(np.mean(pool_scores >= threshold)) if len(pool_scores) else None,
+        "score_length_spearman": None if rho is None or np.isnan(rho) else float(rho),
+        "score_histogram": {"edges": edges.round(4).tolist(), "counts": hist.tolist()},
+    }
