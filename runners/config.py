@@ -382,3 +382,45 @@ class DsirConfig:
             raise ConfigError("'budget' of dsir is in tokens: set budget.tokens")
         if self.num_buckets < 1 or self.min_words < 0:
             raise ConfigError("'num_buckets' must be >= 1 and 'min_words' >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class FastTextSection:
+    """fastText settings; the defaults are DCLM's (fastText's own, with word bigrams)."""
+
+    lr: float = 0.1
+    dim: int = 100
+    epoch: int = 5
+    word_ngrams: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityConfig:
+    """``tamis quality``: a fastText quality classifier; keep the top share of the pool."""
+
+    inputs: tuple[str, ...]  # the pool to filter
+    positives: tuple[str, ...]  # text of the high-quality set
+    output: str
+    text_column: str = "text"
+    id_column: str | None = "id"
+    seed: int = 0
+    negatives: int = 0  # negatives sampled from the pool by (seed, id); 0: as many as positives
+    length_match: bool = False  # sample negatives with the positives' length distribution
+    keep_top: float | None = 0.1  # share of the pool kept, by percentile
+    threshold: float | None = None  # or a fixed score threshold (then keep_top is ignored)
+    quantiles: Literal["auto", "exact", "approximate"] = "auto"  # auto: exact up to 10M rows
+    annotate_only: bool = False  # add quality_score, drop nothing
+    holdout: float = 0.1  # share of positives and negatives held out to measure accuracy
+    fasttext: FastTextSection = dataclasses.field(default_factory=FastTextSection)
+    num_shards: int = 0
+
+    def check(self) -> None:
+        if not self.inputs or not self.positives:
+            raise ConfigError("'inputs' and 'positives' must each name at least one file")
+        if self.threshold is None and (self.keep_top is None or not 0 < self.keep_top <= 1):
+            raise ConfigError(f"'keep_top' must be in (0, 1] (or set 'threshold'), got "
+                              f"{self.keep_top}")
+        if not 0 < self.holdout < 1:
+            raise ConfigError(f"'holdout' must be in (0, 1), got {self.holdout}")
+        if self.negatives < 0:
+            raise ConfigError(f"'negatives' must be >= 0, got {self.negatives}")

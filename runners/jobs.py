@@ -13,7 +13,7 @@ import apache_beam as beam
 import numpy as np
 
 from tamis.embeddings.sentence import model_info
-from tamis.pipelines import cluster, crisp, dsir, embed, sample
+from tamis.pipelines import cluster, crisp, dsir, embed, quality, sample
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import join
 from tamis.pipelines.inputs import InputPlan, plan_inputs
@@ -23,6 +23,7 @@ from tamis.runners.config import (
     CrispConfig,
     DsirConfig,
     EmbedConfig,
+    QualityConfig,
     SampleConfig,
     config_hash,
     to_dict,
@@ -386,6 +387,47 @@ def build_dsir(pipeline: beam.Pipeline, prepared: Prepared) -> None:
     dsir.build(pipeline, prepared.plan, target, spec, prepared.header)
 
 
+EXACT_QUANTILES_UP_TO = 10_000_000
+
+
+def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
+    plan = plan_inputs(config.inputs, config.text_column, config.id_column,
+                       reserved_columns=[*sample.ADDED_COLUMNS, quality.SCORE])
+    positives = plan_inputs(config.positives, config.text_column, config.id_column)
+    if positives.rows == 0:
+        raise CacheError(f"the positive set {', '.join(config.positives)} has no row")
+    exact = (config.quantiles == "exact" or config.quantiles == "auto"
+             and (plan.rows or 0) <= EXACT_QUANTILES_UP_TO)
+    keep = 1.0 if config.annotate_only else (config.keep_top or 1.0)
+    shards = config.num_shards or auto_shards(plan.bytes * keep)
+    ft = config.fasttext
+    spec = quality.QualitySpec(
+        config.output, None if config.threshold is not None else config.keep_top,
+        config.threshold, config.negatives, config.length_match, exact, config.annotate_only,
+        config.holdout, config.seed, ft.lr, ft.dim, ft.epoch, ft.word_ngrams, shards,
+        stats_rate=min(1.0, 200_000 / max(plan.rows or 1, 1)))
+    h = header("quality", config)
+    h["warnings"] = list(plan.warnings) + list(positives.warnings)
+    estimates = {"input_rows": plan.rows, "input_bytes": plan.bytes,
+                 "input_tokens_estimated": plan.estimated_tokens(),
+                 "output_rows_estimated": None if plan.rows is None else round(plan.rows * keep),
+                 "output_tokens_estimated": round(plan.estimated_tokens() * keep),
+                 "output_bytes_estimated": round(plan.bytes * keep), "num_shards": shards}
+    rule = (f"score >= {config.threshold}" if config.threshold is not None
+            else f"top {config.keep_top:.1%} by {'exact' if exact else 'approximate'} percentile")
+    summary = [f"positives: {positives.rows} rows; negatives: "
+               f"{config.negatives or positives.rows} sampled from the pool"
+               f"{', length-matched' if config.length_match else ''}",
+               f"fastText: lr {ft.lr}, dim {ft.dim}, epoch {ft.epoch}, word n-grams "
+               f"{ft.word_ngrams}; keep {rule}{' (annotate only)' if config.annotate_only else ''}"]
+    return Prepared(plan, (spec, positives), h, estimates, summary)
+
+
+def build_quality(pipeline: beam.Pipeline, prepared: Prepared) -> None:
+    spec, positives = prepared.spec
+    quality.build(pipeline, prepared.plan, positives, spec, prepared.header)
+
+
 JOBS = {
     "sample": Job("sample", "uniform sample to a row or token budget, optionally stratified",
                   SampleConfig, prepare_sample, build_sample),
@@ -401,6 +443,8 @@ JOBS = {
                  CrispConfig, prepare_crisp, build_crisp),
     "dsir": Job("dsir", "DSIR hashed n-gram importance resampling to a token budget",
                 DsirConfig, prepare_dsir, build_dsir),
+    "quality": Job("quality", "fastText quality classifier (DCLM recipe); keep the top share",
+                   QualityConfig, prepare_quality, build_quality),
 }
 
 #: ``tamis select``: one config, the selection method named in it.
