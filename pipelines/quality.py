@@ -66,6 +66,7 @@ class QualitySpec:
     word_ngrams: int = 2
     num_shards: int = 1
     stats_rate: float = 1.0  # share of rows (by (seed, id)) in the score-length diagnostics
+    model_path: str | None = None  # a model an earlier quality job trained: train nothing
 
     def model(self) -> FastTextQuality:
         return FastTextQuality(self.lr, self.dim, self.epoch, self.word_ngrams, seed=self.seed)
@@ -116,6 +117,12 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
     return {"path": path, "heldout_accuracy": held_accuracy, "positives": len(positives),
             "negatives": len(negatives), "hq_scores": model.score([p[2] for p in positives])
             .tolist(), "negative_mean_chars": float(np.mean([len(c[2]) for c in negatives]))}
+
+
+def _reuse(spec: QualitySpec, hq) -> dict:
+    """A trained model from an earlier run; its training figures are not known here."""
+    return {"path": spec.model_path, "heldout_accuracy": None, "positives": 0,
+            "negatives": 0, "hq_scores": [], "negative_mean_chars": float("nan")}
 
 
 class _Score(beam.DoFn):
@@ -180,26 +187,35 @@ class _Filter(beam.DoFn):
             yield int(s), kept.filter(pa.array(shard == s))
 
 
-def build(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan, spec: QualitySpec,
-          header: dict) -> None:
+def build(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan | None,
+          spec: QualitySpec, header: dict) -> None:
     text = plan.text_column
-    wanted = (spec.negatives or positives.rows or 1000) * (5 if spec.length_match else 1)
-    candidates = ((pipeline | "ReadForTrain" >> ReadRecords(plan))["records"]
-                  | "PoolTexts" >> beam.FlatMap(_texts, text, spec.seed)
-                  | "SampleNegatives" >> beam.combiners.Top.Smallest(wanted))
-    hq = ((pipeline | "ReadPositives" >> ReadRecords(positives))["records"]
-          | "PositiveTexts" >> beam.FlatMap(_texts, positives.text_column, spec.seed)
-          | "CollectPositives" >> beam.combiners.ToList())
-    trained = candidates | "Train" >> beam.Map(_train, beam.pvalue.AsSingleton(hq), spec)
-    model = beam.pvalue.AsSingleton(trained)
-    scores = (((pipeline | "ReadForThreshold" >> ReadRecords(plan))["records"]
-               | "ScoreForThreshold" >> beam.ParDo(_Score(text), model))
-              | "Scores" >> beam.FlatMap(lambda t: t.column(SCORE).to_pylist()))
-    if spec.exact or spec.threshold is not None:
-        cut = scores | "AllScores" >> beam.combiners.ToList()
+    if not spec.model_path:
+        wanted = (spec.negatives or positives.rows or 1000) * (5 if spec.length_match else 1)
+        candidates = ((pipeline | "ReadForTrain" >> ReadRecords(plan))["records"]
+                      | "PoolTexts" >> beam.FlatMap(_texts, text, spec.seed)
+                      | "SampleNegatives" >> beam.combiners.Top.Smallest(wanted))
+        hq = ((pipeline | "ReadPositives" >> ReadRecords(positives))["records"]
+              | "PositiveTexts" >> beam.FlatMap(_texts, positives.text_column, spec.seed)
+              | "CollectPositives" >> beam.combiners.ToList())
     else:
-        cut = scores | "Quantiles" >> beam.ApproximateQuantiles.Globally(QUANTILES + 1)
-    threshold = cut | "Threshold" >> beam.Map(_threshold, spec)
+        hq = None
+    if spec.model_path:
+        trained = pipeline | "Model" >> beam.Create([_reuse(spec, hq)])
+    else:
+        trained = candidates | "Train" >> beam.Map(_train, beam.pvalue.AsSingleton(hq), spec)
+    model = beam.pvalue.AsSingleton(trained)
+    if spec.threshold is not None or spec.annotate_only:  # no pass to find a percentile
+        threshold = pipeline | "Threshold" >> beam.Create([spec.threshold or 0.0])
+    else:
+        scores = (((pipeline | "ReadForThreshold" >> ReadRecords(plan))["records"]
+                   | "ScoreForThreshold" >> beam.ParDo(_Score(text), model))
+                  | "Scores" >> beam.FlatMap(lambda t: t.column(SCORE).to_pylist()))
+        if spec.exact:
+            cut = scores | "AllScores" >> beam.combiners.ToList()
+        else:
+            cut = scores | "Quantiles" >> beam.ApproximateQuantiles.Globally(QUANTILES + 1)
+        threshold = cut | "Threshold" >> beam.Map(_threshold, spec)
     read = pipeline | "ReadRecords" >> ReadRecords(plan)
     filtered = (read["records"] | "Score" >> beam.ParDo(_Score(text), model)
                 | "Filter" >> beam.ParDo(_Filter(spec), beam.pvalue.AsSingleton(threshold))
@@ -238,5 +254,6 @@ class _Manifest:
             "annotate_only": self.spec.annotate_only, "length_match": self.spec.length_match,
             "positives": trained["positives"], "negatives": trained["negatives"],
             "heldout_accuracy": trained["heldout_accuracy"],
-            "negative_mean_chars": round(trained["negative_mean_chars"], 1),
-            "model": MODEL, **report}}
+            "negative_mean_chars": None if np.isnan(trained["negative_mean_chars"])
+            else round(trained["negative_mean_chars"], 1),
+            "model": self.spec.model_path or MODEL, **report}}

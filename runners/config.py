@@ -399,8 +399,9 @@ class QualityConfig:
     """``tamis quality``: a fastText quality classifier; keep the top share of the pool."""
 
     inputs: tuple[str, ...]  # the pool to filter
-    positives: tuple[str, ...]  # text of the high-quality set
     output: str
+    positives: tuple[str, ...] = ()  # text of the high-quality set (unless 'model' is given)
+    model: str | None = None  # a models/quality.bin an earlier run trained: score, train nothing
     text_column: str = "text"
     id_column: str | None = "id"
     seed: int = 0
@@ -415,8 +416,10 @@ class QualityConfig:
     num_shards: int = 0
 
     def check(self) -> None:
-        if not self.inputs or not self.positives:
-            raise ConfigError("'inputs' and 'positives' must each name at least one file")
+        if not self.inputs:
+            raise ConfigError("'inputs' must name at least one file, folder or glob")
+        if not self.positives and self.model is None:
+            raise ConfigError("'positives' must name the high-quality text (or give 'model')")
         if self.threshold is None and (self.keep_top is None or not 0 < self.keep_top <= 1):
             raise ConfigError(f"'keep_top' must be in (0, 1] (or set 'threshold'), got "
                               f"{self.keep_top}")

@@ -393,9 +393,14 @@ EXACT_QUANTILES_UP_TO = 10_000_000
 def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
     plan = plan_inputs(config.inputs, config.text_column, config.id_column,
                        reserved_columns=[*sample.ADDED_COLUMNS, quality.SCORE])
-    positives = plan_inputs(config.positives, config.text_column, config.id_column)
-    if positives.rows == 0:
-        raise CacheError(f"the positive set {', '.join(config.positives)} has no row")
+    positives = None
+    if config.model is not None:
+        if not os.path.isfile(config.model):
+            raise CacheError(f"model {config.model} does not exist")
+    else:
+        positives = plan_inputs(config.positives, config.text_column, config.id_column)
+        if positives.rows == 0:
+            raise CacheError(f"the positive set {', '.join(config.positives)} has no row")
     exact = (config.quantiles == "exact" or config.quantiles == "auto"
              and (plan.rows or 0) <= EXACT_QUANTILES_UP_TO)
     keep = 1.0 if config.annotate_only else (config.keep_top or 1.0)
@@ -405,9 +410,10 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
         config.output, None if config.threshold is not None else config.keep_top,
         config.threshold, config.negatives, config.length_match, exact, config.annotate_only,
         config.holdout, config.seed, ft.lr, ft.dim, ft.epoch, ft.word_ngrams, shards,
-        stats_rate=min(1.0, 200_000 / max(plan.rows or 1, 1)))
+        stats_rate=min(1.0, 200_000 / max(plan.rows or 1, 1)),
+        model_path=None if config.model is None else os.path.abspath(config.model))
     h = header("quality", config)
-    h["warnings"] = list(plan.warnings) + list(positives.warnings)
+    h["warnings"] = list(plan.warnings) + (list(positives.warnings) if positives else [])
     estimates = {"input_rows": plan.rows, "input_bytes": plan.bytes,
                  "input_tokens_estimated": plan.estimated_tokens(),
                  "output_rows_estimated": None if plan.rows is None else round(plan.rows * keep),
@@ -415,9 +421,11 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
                  "output_bytes_estimated": round(plan.bytes * keep), "num_shards": shards}
     rule = (f"score >= {config.threshold}" if config.threshold is not None
             else f"top {config.keep_top:.1%} by {'exact' if exact else 'approximate'} percentile")
-    summary = [f"positives: {positives.rows} rows; negatives: "
+    trained = (f"model: {config.model} (trained earlier)" if positives is None else
+               f"positives: {positives.rows} rows; negatives: "
                f"{config.negatives or positives.rows} sampled from the pool"
-               f"{', length-matched' if config.length_match else ''}",
+               f"{', length-matched' if config.length_match else ''}")
+    summary = [trained,
                f"fastText: lr {ft.lr}, dim {ft.dim}, epoch {ft.epoch}, word n-grams "
                f"{ft.word_ngrams}; keep {rule}{' (annotate only)' if config.annotate_only else ''}"]
     return Prepared(plan, (spec, positives), h, estimates, summary)

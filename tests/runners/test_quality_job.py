@@ -76,3 +76,17 @@ def test_length_matching_brings_negatives_to_the_positive_lengths(tmp_path, pool
     assert matched["selector"]["negatives"] > 150
     assert (abs(np.log(matched["selector"]["negative_mean_chars"] / positive_chars))
             < abs(np.log(plain["selector"]["negative_mean_chars"] / positive_chars)))
+
+
+def test_a_trained_model_scores_another_run_without_training(tmp_path, pool, run_cli):
+    first = run(run_cli, tmp_path, "train", pool=pool, keep_top=0.5)
+    model = tmp_path / "train" / first["selector"]["model"]
+    config = write_config(tmp_path / "reuse.yaml", inputs=[str(pool)], model=str(model),
+                          output=str(tmp_path / "reuse"), threshold=first["selector"]["threshold"])
+    code, _, err = run_cli("quality", config, "--workers", "1")
+    assert code == 0, err
+    again = json.loads((tmp_path / "reuse" / "manifest.json").read_text())
+    assert again["accounting"]["rows_kept"] == first["accounting"]["rows_kept"]
+    a = pq.read_table(tmp_path / "train" / "data").sort_by("id")
+    b = pq.read_table(tmp_path / "reuse" / "data").sort_by("id")
+    assert a.column("quality_score").equals(b.column("quality_score"))
