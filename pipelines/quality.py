@@ -109,11 +109,7 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
     held_accuracy = accuracy(trial.score(texts), labels)
     model = spec.model().fit([p[2] for p in positives], [c[2] for c in negatives])
     path = join(spec.out_dir, MODEL)
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save(os.path.join(tmp, "m.bin"))
-        with open(os.path.join(tmp, "m.bin"), "rb") as f:
-            data = f.read()
-    write_atomically(path, lambda f: f.write(data))
+    _save(model, path)
     return {"path": path, "heldout_accuracy": held_accuracy, "positives": len(positives),
             "negatives": len(negatives), "hq_scores": model.score([p[2] for p in positives])
             .tolist(), "negative_mean_chars": float(np.mean([len(c[2]) for c in negatives]))}
@@ -125,6 +121,40 @@ def _reuse(spec: QualitySpec, hq) -> dict:
             "negatives": 0, "hq_scores": [], "negative_mean_chars": float("nan")}
 
 
+def _save(model: FastTextQuality, path: str) -> None:
+    """fastText writes models to local paths only: save beside the target and rename (all or
+    nothing), or save locally and copy to a remote file system."""
+    if "://" not in path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        model.save(tmp)
+        os.replace(tmp, path)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        local = os.path.join(folder, "m.bin")
+        model.save(local)
+
+        def copy(sink) -> None:
+            with open(local, "rb") as src:
+                while chunk := src.read(1 << 24):
+                    sink.write(chunk)
+
+        write_atomically(path, copy)
+
+
+def _load(path: str) -> FastTextQuality:
+    """fastText reads models from local paths only: a remote model is copied first."""
+    if "://" not in path:
+        return FastTextQuality.load(path)
+    fs, inner = filesystem(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "m.bin")
+        with fs.open_input_stream(inner) as src, open(local, "wb") as dst:
+            while chunk := src.read(1 << 24):
+                dst.write(chunk)
+        return FastTextQuality.load(local)
+
+
 class _Score(beam.DoFn):
     def __init__(self, text_column: str) -> None:
         self._text = text_column
@@ -134,13 +164,7 @@ class _Score(beam.DoFn):
 
     def process(self, table: pa.Table, trained: dict):
         if trained["path"] != self._path:
-            fs, inner = filesystem(trained["path"])
-            with tempfile.TemporaryDirectory() as tmp:
-                local = os.path.join(tmp, "m.bin")
-                with fs.open_input_stream(inner) as src, open(local, "wb") as dst:
-                    dst.write(src.read())
-                self._model = FastTextQuality.load(local)
-            self._path = trained["path"]
+            self._model, self._path = _load(trained["path"]), trained["path"]
         scores = self._model.score(table.column(self._text).to_pylist())
         yield table.append_column(SCORE, pa.array(scores))
 
