@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 
 import numpy as np
 
 HQ, CC = "__label__hq", "__label__cc"
-SPACES = re.compile(r"\s+")
 
 
 def one_line(text: str) -> str:
     """The text as fastText reads it: newlines and runs of white space become one space."""
-    return SPACES.sub(" ", text).strip()
+    return " ".join(text.split())  # str.split: every Unicode space, in C, ~10x a regex
 
 
 class FastTextQuality:
