@@ -31,11 +31,11 @@ from tamis.pipelines.stages import (
     WriteRejects,
     WriteShards,
     manifest_base,
+    split_by_shard,
     sum_tally,
 )
 from tamis.pipelines.vectors import read_documents
 from tamis.selectors import importance as imp
-from tamis.selectors.sampling import row_keys
 
 KEY = "__key"
 
@@ -116,11 +116,7 @@ class _Draw(beam.DoFn):
         kept = kept.append_column("n_samples", pa.array(n[k]))
         for level in range(spec.levels):
             kept = kept.append_column(f"cluster_l{level}", pa.array(clusters[k, level]))
-        keys = row_keys(kept.column("id").to_pylist(), spec.seed)
-        kept = kept.append_column(KEY, pa.array(keys, pa.uint64()))
-        shard = (keys & np.uint64(0xFFFFFFFF)) % np.uint64(spec.num_shards)
-        for s in np.unique(shard):
-            yield int(s), kept.filter(pa.array(shard == s))
+        yield from split_by_shard(kept, spec.seed, spec.num_shards, KEY)
 
 
 def _missing(rel: str, table: pa.Table, mask: np.ndarray) -> pa.Table:

@@ -30,10 +30,11 @@ from tamis.pipelines.stages import (
     WriteRejects,
     WriteShards,
     manifest_base,
+    split_by_shard,
     sum_tally,
 )
 from tamis.selectors.dsir import HashedNgramSelector, gumbel_keys
-from tamis.selectors.sampling import cutoff, row_keys, select_boundary
+from tamis.selectors.sampling import cutoff, select_boundary
 
 KEY, SCORE = "__key", "dsir_log_weight"
 BIN_BITS = 16
@@ -170,11 +171,7 @@ class _Select(beam.DoFn):
         kept = table.filter(pa.array(keep))
         kept = kept.append_column("weight", pa.array(np.ones(kept.num_rows)))
         kept = kept.append_column("n_samples", pa.array(np.ones(kept.num_rows, np.int64)))
-        order = row_keys(kept.column("id").to_pylist(), self._spec.seed)
-        kept = kept.set_column(kept.schema.get_field_index(KEY), KEY, pa.array(order, pa.uint64()))
-        shard = (order & np.uint64(0xFFFFFFFF)) % np.uint64(self._spec.num_shards)
-        for s in np.unique(shard):
-            yield int(s), kept.filter(pa.array(shard == s))
+        yield from split_by_shard(kept, self._spec.seed, self._spec.num_shards, KEY)
 
 
 def build(pipeline: beam.Pipeline, plan: InputPlan, target: InputPlan, spec: DsirSpec,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
@@ -19,6 +20,7 @@ from tamis.pipelines.files import filesystem, sha256_file
 from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import REJECTS_SCHEMA, read_unit
 from tamis.pipelines.shards import shard_name, write_table
+from tamis.selectors.sampling import row_keys
 
 log = logging.getLogger(__name__)
 NAMESPACE = "tamis"
@@ -214,3 +216,18 @@ def manifest_base(plan: InputPlan, header: dict, checksums, rows_in, shards,
         "accounting": {"rows_in": sum(rows_per_file), "rows_rejected": rejected},
         "warnings": list(header.get("warnings", [])),
     }, rows_per_file
+
+
+def split_by_shard(kept: pa.Table, seed: int, num_shards: int, key: str = "__key"):
+    """``(shard, rows)`` pairs of a table of kept rows. Each row gets its sampling key (a hash
+    of (seed, id)), by which shards are sorted, so a shard's rows come in random order, and its
+    shard from the key's low bits: the same on any worker, in any order."""
+    order = row_keys(kept.column("id").to_pylist(), seed)
+    column = pa.array(order, pa.uint64())
+    if key in kept.column_names:
+        kept = kept.set_column(kept.schema.get_field_index(key), key, column)
+    else:
+        kept = kept.append_column(key, column)
+    shard = (order & np.uint64(0xFFFFFFFF)) % np.uint64(num_shards)
+    for s in np.unique(shard):
+        yield int(s), kept.filter(pa.array(shard == s))
