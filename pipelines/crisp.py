@@ -31,6 +31,7 @@ from tamis.pipelines.stages import (
     WriteRejects,
     WriteShards,
     manifest_base,
+    selected_schema,
     split_by_shard,
     sum_tally,
 )
@@ -55,12 +56,7 @@ class CrispSpec:
 
 
 def output_schema(plan: InputPlan, levels: int) -> pa.Schema:
-    schema = plan.schema.append(pa.field("n_tokens", pa.int64()))
-    schema = schema.append(pa.field("weight", pa.float64())).append(
-        pa.field("n_samples", pa.int64()))
-    for i in range(levels):
-        schema = schema.append(pa.field(f"cluster_l{i}", pa.int64()))
-    return schema
+    return selected_schema(plan, *(pa.field(f"cluster_l{i}", pa.int64()) for i in range(levels)))
 
 
 class _Draw(beam.DoFn):

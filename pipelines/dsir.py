@@ -30,6 +30,7 @@ from tamis.pipelines.stages import (
     WriteRejects,
     WriteShards,
     manifest_base,
+    selected_schema,
     split_by_shard,
     sum_tally,
 )
@@ -56,9 +57,7 @@ class DsirSpec:
 
 
 def output_schema(plan: InputPlan) -> pa.Schema:
-    return (plan.schema.append(pa.field("n_tokens", pa.int64()))
-            .append(pa.field("weight", pa.float64())).append(pa.field("n_samples", pa.int64()))
-            .append(pa.field(SCORE, pa.float64())))
+    return selected_schema(plan, pa.field(SCORE, pa.float64()))
 
 
 def key_bins(keys: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from tamis.pipelines.stages import (
     WriteRejects,
     WriteShards,
     manifest_base,
+    selected_schema,
     sum_tally,
 )
 from tamis.selectors.sampling import UniformSampler, select_boundary, stratum_weights
@@ -54,9 +55,7 @@ class SampleSpec:
 
 
 def output_schema(plan: InputPlan) -> pa.Schema:
-    return (plan.schema.append(pa.field("n_tokens", pa.int64()))
-            .append(pa.field("weight", pa.float64()))
-            .append(pa.field("n_samples", pa.int64())))
+    return selected_schema(plan)
 
 
 def _add_keys(table: pa.Table, spec: SampleSpec) -> pa.Table:

@@ -231,3 +231,11 @@ def split_by_shard(kept: pa.Table, seed: int, num_shards: int, key: str = "__key
     shard = (order & np.uint64(0xFFFFFFFF)) % np.uint64(num_shards)
     for s in np.unique(shard):
         yield int(s), kept.filter(pa.array(shard == s))
+
+
+def selected_schema(plan: InputPlan, *extra: pa.Field) -> pa.Schema:
+    """The schema of selected rows: the inputs' columns, ``n_tokens``, ``weight``,
+    ``n_samples``, then the job's own columns (scores, cluster ids)."""
+    added = [pa.field("n_tokens", pa.int64()), pa.field("weight", pa.float64()),
+             pa.field("n_samples", pa.int64()), *extra]
+    return pa.schema(list(plan.schema) + added)
