@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from tamis.pipelines.cluster import load_model
 from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.records import REJECTS_SCHEMA, ROW, SRC
+from tamis.pipelines.records import ROW, SRC
 from tamis.pipelines.stages import (
     NAMESPACE,
     ChecksumInputs,
@@ -35,7 +34,7 @@ from tamis.pipelines.stages import (
     split_by_shard,
     sum_tally,
 )
-from tamis.pipelines.vectors import read_documents
+from tamis.pipelines.vectors import batch_vectors
 from tamis.selectors import importance as imp
 
 KEY = "__key"
@@ -73,29 +72,18 @@ class _Draw(beam.DoFn):
     def process(self, table: pa.Table):
         spec, plan = self._spec, self._plan
         src = int(table.column(SRC)[0].as_py())
-        first = int(pc.min(table.column(ROW)).as_py())
-        rel = plan.files[src].rel
-        shard = spec.cache_shards.get((rel, first))
-        if shard is None:  # embed rejected every row of this batch
-            yield beam.pvalue.TaggedOutput("rejects", (src, _missing(
-                rel, table, np.ones(table.num_rows, dtype=bool))))
+        table, vectors, model_tokens, missing = batch_vectors(
+            table, plan.files[src].rel, spec.cache_shards)
+        if missing is not None:
+            yield beam.pvalue.TaggedOutput("rejects", (src, missing))
+        if not table.num_rows:
             return
-        ids, vectors, model_tokens = read_documents(shard)
-        index = {i: k for k, i in enumerate(ids)}
         row_ids = table.column("id").to_pylist()
-        found = np.array([i in index for i in row_ids], dtype=bool)
-        if not found.all():
-            yield beam.pvalue.TaggedOutput("rejects", (src, _missing(rel, table, ~found)))
-            table = table.filter(pa.array(found))
-            row_ids = [i for i, f in zip(row_ids, found, strict=True) if f]
-        if not row_ids:
-            return
-        rows = [index[i] for i in row_ids]
-        clusters = self._model.assign(vectors[rows])
+        clusters = self._model.assign(vectors)
         at_level = clusters[:, spec.level]
         n = imp.draw_counts(row_ids, at_level, self._rates, spec.seed, spec.cap)
         # Tokens as the embedding model counted them: the unit of the cluster histograms.
-        tokens = np.asarray(model_tokens[rows], dtype=np.int64)
+        tokens = np.asarray(model_tokens, dtype=np.int64)
         table = table.set_column(table.schema.get_field_index("n_tokens"), "n_tokens",
                                  pa.array(tokens))
         keep = n > 0
@@ -113,17 +101,6 @@ class _Draw(beam.DoFn):
         for level in range(spec.levels):
             kept = kept.append_column(f"cluster_l{level}", pa.array(clusters[k, level]))
         yield from split_by_shard(kept, spec.seed, spec.num_shards, KEY)
-
-
-def _missing(rel: str, table: pa.Table, mask: np.ndarray) -> pa.Table:
-    rows = table.filter(pa.array(mask))
-    return pa.table({
-        "source": [rel] * rows.num_rows, "row": rows.column(ROW),
-        "id": rows.column("id"), "field": ["embedding"] * rows.num_rows,
-        "reason": ["no_embedding"] * rows.num_rows,
-        "record": ["(the embedding cache has no vector for this row: embed rejected it)"]
-        * rows.num_rows,
-    }, schema=REJECTS_SCHEMA)
 
 
 def _stats(n: np.ndarray, tokens: np.ndarray, clusters: np.ndarray, n_clusters: int) -> dict:

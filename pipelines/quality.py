@@ -1,4 +1,7 @@
-"""The ``quality`` job: train the DCLM fastText classifier, score the pool, keep the top k%.
+"""The ``quality`` job: train a quality classifier, score the pool, keep the top k%.
+
+The classifier is the DCLM fastText model on text, or a logistic regression on the vectors of
+an embedding cache (``tamis embed`` on the pool and on the high-quality set).
 
 ReadPositives ─┐
 ReadForTrain ──┴► negatives (seed, id; optionally length-matched) ─► Train ─► model path
@@ -11,9 +14,10 @@ float per row, the approximate one a few thousand.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 import numpy as np
@@ -36,8 +40,10 @@ from tamis.pipelines.stages import (
     split_by_shard,
     sum_tally,
 )
+from tamis.pipelines.vectors import ReadDocumentVectors, batch_vectors, open_cache
 from tamis.selectors.importance import uniforms
 from tamis.selectors.quality import (
+    EmbeddingLogistic,
     accuracy,
     diagnostics,
     holdout_mask,
@@ -47,7 +53,7 @@ from tamis.selectors.quality import (
 from tamis.selectors.sampling import row_keys
 
 KEY, SCORE = "__key", "quality_score"
-MODEL = "models/quality.bin"
+MODELS = {"fasttext": "models/quality.bin", "embedding": "models/quality.npz"}
 QUANTILES = 10_000
 
 
@@ -69,9 +75,20 @@ class QualitySpec:
     num_shards: int = 1
     stats_rate: float = 1.0  # share of rows (by (seed, id)) in the score-length diagnostics
     model_path: str | None = None  # a model an earlier quality job trained: train nothing
+    classifier: str = "fasttext"  # or "embedding": logistic regression on cached vectors
+    Cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
+    pool_cache: str | None = None  # embedding: the pool's cache and the positives'
+    positive_cache: str | None = None
+    cache_shards: dict = field(default_factory=dict)  # (input file, first row) → cache shard
 
-    def model(self) -> FastTextQuality:
+    def model(self) -> FastTextQuality | EmbeddingLogistic:
+        if self.classifier == "embedding":
+            return EmbeddingLogistic(self.Cs, seed=self.seed)
         return FastTextQuality(self.lr, self.dim, self.epoch, self.word_ngrams, seed=self.seed)
+
+    @property
+    def model_file(self) -> str:
+        return MODELS[self.classifier]
 
 
 def output_schema(plan: InputPlan) -> pa.Schema:
@@ -79,9 +96,30 @@ def output_schema(plan: InputPlan) -> pa.Schema:
 
 
 def _texts(table: pa.Table, column: str, seed: int):
+    """``(key, id, text)`` per row: what fastText trains on."""
     keys = row_keys(table.column("id").to_pylist(), seed).tolist()
     yield from zip(keys, table.column("id").to_pylist(), table.column(column).to_pylist(),
                    strict=True)
+
+
+def _vectors(item, seed: int):
+    """``(key, id, model tokens, vector bytes)`` per document of a cache shard."""
+    _, ids, vectors, tokens = item
+    yield from zip(row_keys(ids, seed).tolist(), ids, tokens.tolist(),
+                   [v.tobytes() for v in vectors], strict=True)
+
+
+def _length(item) -> float:
+    """Characters of a text, or model tokens of a cached document."""
+    return len(item[2]) if isinstance(item[2], str) else item[2]
+
+
+def _features(items: list, mask: np.ndarray):
+    """What the classifier reads, for the items where ``mask`` holds."""
+    chosen = [item for item, m in zip(items, mask, strict=True) if m]
+    if chosen and isinstance(chosen[0][2], str):
+        return [item[2] for item in chosen]
+    return np.stack([np.frombuffer(item[3], np.float32) for item in chosen]) if chosen else []
 
 
 def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
@@ -90,8 +128,8 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
     candidates = sorted(candidates)
     n = spec.negatives or len(positives)
     if spec.length_match:
-        pick = length_matched(np.array([len(p[2]) for p in positives]),
-                              np.array([len(c[2]) for c in candidates]),
+        pick = length_matched(np.array([_length(p) for p in positives]),
+                              np.array([_length(c) for c in candidates]),
                               [c[1] for c in candidates], n, spec.seed)
         negatives = [candidates[i] for i in pick]
     else:
@@ -101,29 +139,34 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
                          f"{len(negatives)}")
     held_p = holdout_mask([p[1] for p in positives], spec.holdout, spec.seed)
     held_n = holdout_mask([c[1] for c in negatives], spec.holdout, spec.seed)
-    trial = spec.model().fit([p[2] for p, h in zip(positives, held_p, strict=True) if not h],
-                             [c[2] for c, h in zip(negatives, held_n, strict=True) if not h])
-    texts = ([p[2] for p, h in zip(positives, held_p, strict=True) if h]
-             + [c[2] for c, h in zip(negatives, held_n, strict=True) if h])
+    every_p, every_n = np.ones(len(positives), bool), np.ones(len(negatives), bool)
+    trial = spec.model().fit(_features(positives, ~held_p), _features(negatives, ~held_n))
     labels = np.r_[np.ones(int(held_p.sum())), np.zeros(int(held_n.sum()))]
-    held_accuracy = accuracy(trial.score(texts), labels)
-    model = spec.model().fit([p[2] for p in positives], [c[2] for c in negatives])
-    path = join(spec.out_dir, MODEL)
+    held = _features(positives + negatives, np.r_[held_p, held_n])
+    held_accuracy = accuracy(trial.score(held), labels) if len(held) else None
+    model = spec.model().fit(_features(positives, every_p), _features(negatives, every_n))
+    path = join(spec.out_dir, spec.model_file)
     _save(model, path)
     return {"path": path, "heldout_accuracy": held_accuracy, "positives": len(positives),
-            "negatives": len(negatives), "hq_scores": model.score([p[2] for p in positives])
-            .tolist(), "negative_mean_chars": float(np.mean([len(c[2]) for c in negatives]))}
+            "negatives": len(negatives),
+            "hq_scores": model.score(_features(positives, every_p)).tolist(),
+            "negative_mean_length": float(np.mean([_length(c) for c in negatives]))}
 
 
-def _reuse(spec: QualitySpec, hq) -> dict:
+def _reuse(spec: QualitySpec) -> dict:
     """A trained model from an earlier run; its training figures are not known here."""
     return {"path": spec.model_path, "heldout_accuracy": None, "positives": 0,
-            "negatives": 0, "hq_scores": [], "negative_mean_chars": float("nan")}
+            "negatives": 0, "hq_scores": [], "negative_mean_length": float("nan")}
 
 
-def _save(model: FastTextQuality, path: str) -> None:
-    """fastText writes models to local paths only: save beside the target and rename (all or
-    nothing), or save locally and copy to a remote file system."""
+def _save(model: FastTextQuality | EmbeddingLogistic, path: str) -> None:
+    """All or nothing. fastText writes models to local paths only: save beside the target and
+    rename, or save locally and copy to a remote file system."""
+    if isinstance(model, EmbeddingLogistic):
+        buffer = io.BytesIO()
+        model.save(buffer)
+        write_atomically(path, lambda f: f.write(buffer.getvalue()))
+        return
     if "://" not in path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
@@ -142,8 +185,12 @@ def _save(model: FastTextQuality, path: str) -> None:
         write_atomically(path, copy)
 
 
-def _load(path: str) -> FastTextQuality:
+def _load(path: str) -> FastTextQuality | EmbeddingLogistic:
     """fastText reads models from local paths only: a remote model is copied first."""
+    if path.endswith(".npz"):
+        fs, inner = filesystem(path)
+        with fs.open_input_stream(inner) as f:
+            return EmbeddingLogistic.load(io.BytesIO(f.read()))
     if "://" not in path:
         return FastTextQuality.load(path)
     fs, inner = filesystem(path)
@@ -156,8 +203,11 @@ def _load(path: str) -> FastTextQuality:
 
 
 class _Score(beam.DoFn):
-    def __init__(self, text_column: str) -> None:
-        self._text = text_column
+    """Adds ``quality_score`` to a batch: fastText on its text, or the logistic regression on
+    its vectors from the pool's cache (rows without a vector are rejected, ``no_embedding``)."""
+
+    def __init__(self, plan: InputPlan, spec: QualitySpec) -> None:
+        self._plan, self._spec = plan, spec
 
     def setup(self) -> None:
         self._path, self._model = None, None
@@ -165,8 +215,18 @@ class _Score(beam.DoFn):
     def process(self, table: pa.Table, trained: dict):
         if trained["path"] != self._path:
             self._model, self._path = _load(trained["path"]), trained["path"]
-        scores = self._model.score(table.column(self._text).to_pylist())
-        yield table.append_column(SCORE, pa.array(scores))
+        if self._spec.classifier == "fasttext":
+            scores = self._model.score(table.column(self._plan.text_column).to_pylist())
+        else:
+            src = int(table.column(SRC)[0].as_py())
+            table, vectors, _, missing = batch_vectors(
+                table, self._plan.files[src].rel, self._spec.cache_shards)
+            if missing is not None:
+                yield beam.pvalue.TaggedOutput("rejects", (src, missing))
+            if not table.num_rows:
+                return
+            scores = self._model.score(vectors)
+        yield table.append_column(SCORE, pa.array(scores, pa.float64()))
 
 
 def _threshold(values, spec: QualitySpec) -> float:
@@ -207,29 +267,39 @@ class _Filter(beam.DoFn):
         yield from split_by_shard(kept, self._spec.seed, self._spec.num_shards, KEY)
 
 
+def _training_sets(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan | None,
+                   spec: QualitySpec):
+    """``(pool candidates, positives)`` as ``(key, id, …)`` items, both small."""
+    wanted = (spec.negatives or (positives.rows if positives else 0) or 1000) * (
+        5 if spec.length_match else 1)
+    if spec.classifier == "fasttext":
+        pool = ((pipeline | "ReadForTrain" >> ReadRecords(plan))["records"]
+                | "PoolItems" >> beam.FlatMap(_texts, plan.text_column, spec.seed))
+        hq = ((pipeline | "ReadPositives" >> ReadRecords(positives))["records"]
+              | "PositiveItems" >> beam.FlatMap(_texts, positives.text_column, spec.seed))
+    else:
+        pool = (pipeline | "ReadForTrain" >> ReadDocumentVectors(open_cache(spec.pool_cache))
+                | "PoolItems" >> beam.FlatMap(_vectors, spec.seed))
+        hq = (pipeline | "ReadPositives" >> ReadDocumentVectors(open_cache(spec.positive_cache))
+              | "PositiveItems" >> beam.FlatMap(_vectors, spec.seed))
+    return (pool | "SampleNegatives" >> beam.combiners.Top.Smallest(wanted),
+            hq | "CollectPositives" >> beam.combiners.ToList())
+
+
 def build(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan | None,
           spec: QualitySpec, header: dict) -> None:
-    text = plan.text_column
-    if not spec.model_path:
-        wanted = (spec.negatives or positives.rows or 1000) * (5 if spec.length_match else 1)
-        candidates = ((pipeline | "ReadForTrain" >> ReadRecords(plan))["records"]
-                      | "PoolTexts" >> beam.FlatMap(_texts, text, spec.seed)
-                      | "SampleNegatives" >> beam.combiners.Top.Smallest(wanted))
-        hq = ((pipeline | "ReadPositives" >> ReadRecords(positives))["records"]
-              | "PositiveTexts" >> beam.FlatMap(_texts, positives.text_column, spec.seed)
-              | "CollectPositives" >> beam.combiners.ToList())
-    else:
-        hq = None
     if spec.model_path:
-        trained = pipeline | "Model" >> beam.Create([_reuse(spec, hq)])
+        trained = pipeline | "Model" >> beam.Create([_reuse(spec)])
     else:
+        candidates, hq = _training_sets(pipeline, plan, positives, spec)
         trained = candidates | "Train" >> beam.Map(_train, beam.pvalue.AsSingleton(hq), spec)
     model = beam.pvalue.AsSingleton(trained)
     if spec.threshold is not None or spec.annotate_only:  # no pass to find a percentile
         threshold = pipeline | "Threshold" >> beam.Create([spec.threshold or 0.0])
     else:
         scores = (((pipeline | "ReadForThreshold" >> ReadRecords(plan))["records"]
-                   | "ScoreForThreshold" >> beam.ParDo(_Score(text), model))
+                   | "ScoreForThreshold" >> beam.ParDo(_Score(plan, spec), model)
+                   .with_outputs("rejects", main="scored")).scored
                   | "Scores" >> beam.FlatMap(lambda t: t.column(SCORE).to_pylist()))
         if spec.exact:
             cut = scores | "AllScores" >> beam.combiners.ToList()
@@ -237,12 +307,15 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan | None,
             cut = scores | "Quantiles" >> beam.ApproximateQuantiles.Globally(QUANTILES + 1)
         threshold = cut | "Threshold" >> beam.Map(_threshold, spec)
     read = pipeline | "ReadRecords" >> ReadRecords(plan)
-    filtered = (read["records"] | "Score" >> beam.ParDo(_Score(text), model)
+    scored = read["records"] | "Score" >> beam.ParDo(_Score(plan, spec), model).with_outputs(
+        "rejects", main="scored")
+    filtered = (scored.scored
                 | "Filter" >> beam.ParDo(_Filter(spec), beam.pvalue.AsSingleton(threshold))
                 .with_outputs("tally", "stats", main="kept"))
     shards = filtered.kept | "WriteShards" >> WriteShards(
         spec.out_dir, output_schema(plan), spec.num_shards, [KEY, "id", SRC, ROW])
-    rejects = read["rejects"] | "WriteRejects" >> WriteRejects(spec.out_dir)
+    rejects = ((read["rejects"], scored.rejects) | "AllRejects" >> beam.Flatten()
+               | "WriteRejects" >> WriteRejects(spec.out_dir))
     checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
     sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
              "rejects": rejects, "tally": filtered.tally, "stats": filtered.stats,
@@ -269,11 +342,14 @@ class _Manifest:
         lengths = np.concatenate([np.asarray(n, float) for _, n in stats]) if stats else []
         report = diagnostics(scores, lengths, np.asarray(trained["hq_scores"]), threshold)
         return {**base, "selector": {
-            "method": "quality", "classifier": "fasttext", "keep_top": self.spec.keep_top,
+            "method": "quality", "classifier": self.spec.classifier,
+            "keep_top": self.spec.keep_top,
             "threshold": threshold, "exact_threshold": self.spec.exact,
             "annotate_only": self.spec.annotate_only, "length_match": self.spec.length_match,
             "positives": trained["positives"], "negatives": trained["negatives"],
             "heldout_accuracy": trained["heldout_accuracy"],
-            "negative_mean_chars": None if np.isnan(trained["negative_mean_chars"])
-            else round(trained["negative_mean_chars"], 1),
-            "model": self.spec.model_path or MODEL, **report}}
+            "negative_mean_length": None if np.isnan(trained["negative_mean_length"])
+            else round(trained["negative_mean_length"], 1),
+            "length_unit": "characters" if self.spec.classifier == "fasttext"
+            else "model tokens",
+            "model": self.spec.model_path or self.spec.model_file, **report}}

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, join
+from tamis.pipelines.records import REJECTS_SCHEMA, ROW
 
 
 class CacheError(ValueError):
@@ -109,3 +111,37 @@ class ReadDocumentVectors(beam.PTransform):
             | "Spread" >> beam.Reshuffle()
             | "Read" >> beam.Map(lambda p: (p, *read_documents(p)))
         )
+
+
+def batch_vectors(table: pa.Table, rel: str, cache_shards: dict):
+    """The vectors of one read batch of text, from the cache shard made from that batch.
+
+    Returns ``(rows, vectors, tokens, rejects)``: the rows of ``table`` the cache has a vector
+    for, their vectors and model token counts in row order, and a rejects table
+    (``no_embedding``) for the others, or None when there is none.
+    """
+    first = int(pc.min(table.column(ROW)).as_py())
+    shard = cache_shards.get((rel, first))
+    if shard is None:  # embed rejected every row of this batch
+        return (table.slice(0, 0), np.zeros((0, 0), np.float32), np.zeros(0, np.int64),
+                _no_embedding(rel, table))
+    ids, vectors, tokens = read_documents(shard)
+    index = {i: k for k, i in enumerate(ids)}
+    row_ids = table.column("id").to_pylist()
+    found = np.array([i in index for i in row_ids], dtype=bool)
+    rejects = None
+    if not found.all():
+        rejects = _no_embedding(rel, table.filter(pa.array(~found)))
+        table = table.filter(pa.array(found))
+        row_ids = [i for i, f in zip(row_ids, found, strict=True) if f]
+    rows = np.array([index[i] for i in row_ids], dtype=np.int64)
+    return table, vectors[rows], tokens[rows], rejects
+
+
+def _no_embedding(rel: str, rows: pa.Table) -> pa.Table:
+    n = rows.num_rows
+    return pa.table({
+        "source": [rel] * n, "row": rows.column(ROW), "id": rows.column("id"),
+        "field": ["embedding"] * n, "reason": ["no_embedding"] * n,
+        "record": ["(the embedding cache has no vector for this row: embed rejected it)"] * n,
+    }, schema=REJECTS_SCHEMA)

@@ -395,13 +395,25 @@ class FastTextSection:
 
 
 @dataclasses.dataclass(frozen=True)
+class LogisticSection:
+    """The embedding classifier: L2 logistic regression, ``C`` chosen by held-out accuracy."""
+
+    Cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+@dataclasses.dataclass(frozen=True)
 class QualityConfig:
-    """``tamis quality``: a fastText quality classifier; keep the top share of the pool."""
+    """``tamis quality``: a quality classifier (fastText on text, or logistic regression on
+    cached embeddings); keep the top share of the pool."""
 
     inputs: tuple[str, ...]  # the pool to filter
     output: str
-    positives: tuple[str, ...] = ()  # text of the high-quality set (unless 'model' is given)
-    model: str | None = None  # a models/quality.bin an earlier run trained: score, train nothing
+    classifier: Literal["fasttext", "embedding"] = "fasttext"
+    positives: tuple[str, ...] = ()  # fasttext: text of the high-quality set
+    embeddings: str | None = None  # embedding: the pool's cache (tamis embed on 'inputs')
+    positive_embeddings: str | None = None  # embedding: the high-quality set's cache
+    # A model an earlier quality run trained (models/quality.bin or .npz): score, train nothing
+    model: str | None = None
     text_column: str = "text"
     id_column: str | None = "id"
     seed: int = 0
@@ -413,13 +425,31 @@ class QualityConfig:
     annotate_only: bool = False  # add quality_score, drop nothing
     holdout: float = 0.1  # share of positives and negatives held out to measure accuracy
     fasttext: FastTextSection = dataclasses.field(default_factory=FastTextSection)
+    logistic: LogisticSection = dataclasses.field(default_factory=LogisticSection)
     num_shards: int = 0
 
     def check(self) -> None:
         if not self.inputs:
             raise ConfigError("'inputs' must name at least one file, folder or glob")
-        if not self.positives and self.model is None:
-            raise ConfigError("'positives' must name the high-quality text (or give 'model')")
+        if self.classifier == "fasttext":
+            if not self.positives and self.model is None:
+                raise ConfigError("'positives' must name the high-quality text (or give "
+                                  "'model')")
+            if self.model is not None and not self.model.endswith(".bin"):
+                raise ConfigError(f"'model' {self.model}: a fastText model is a .bin file "
+                                  f"(an .npz model needs classifier: embedding)")
+        else:
+            if self.embeddings is None:
+                raise ConfigError("classifier 'embedding' needs 'embeddings': the pool's "
+                                  "embedding cache")
+            if self.positive_embeddings is None and self.model is None:
+                raise ConfigError("classifier 'embedding' needs 'positive_embeddings' (the "
+                                  "high-quality set's cache) or 'model'")
+            if self.model is not None and not self.model.endswith(".npz"):
+                raise ConfigError(f"'model' {self.model}: an embedding classifier is an .npz "
+                                  f"file (a .bin model needs classifier: fasttext)")
+        if not self.logistic.Cs or any(c <= 0 for c in self.logistic.Cs):
+            raise ConfigError(f"'logistic.Cs' must be positive numbers, got {self.logistic.Cs}")
         if self.threshold is None and (self.keep_top is None or not 0 < self.keep_top <= 1):
             raise ConfigError(f"'keep_top' must be in (0, 1] (or set 'threshold'), got "
                               f"{self.keep_top}")

@@ -394,13 +394,25 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
     plan = plan_inputs(config.inputs, config.text_column, config.id_column,
                        reserved_columns=[*sample.ADDED_COLUMNS, quality.SCORE])
     positives = None
+    caches = {}
     if config.model is not None:
         if not os.path.isfile(config.model):
             raise CacheError(f"model {config.model} does not exist")
-    else:
+    elif config.classifier == "fasttext":
         positives = plan_inputs(config.positives, config.text_column, config.id_column)
         if positives.rows == 0:
             raise CacheError(f"the positive set {', '.join(config.positives)} has no row")
+    if config.classifier == "embedding":
+        pool = open_cache(config.embeddings)
+        _check_cache_inputs(plan, pool)
+        caches = {"pool_cache": config.embeddings, "cache_shards": pool.by_batch()}
+        if config.model is None:
+            hq = open_cache(config.positive_embeddings)
+            same_model(pool, hq)
+            if not any(e["rows"] for e in hq.shards):
+                raise CacheError(f"the positive set's cache {config.positive_embeddings} "
+                                 f"holds no document")
+            caches["positive_cache"] = config.positive_embeddings
     exact = (config.quantiles == "exact" or config.quantiles == "auto"
              and (plan.rows or 0) <= EXACT_QUANTILES_UP_TO)
     keep = 1.0 if config.annotate_only else (config.keep_top or 1.0)
@@ -411,7 +423,8 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
         config.threshold, config.negatives, config.length_match, exact, config.annotate_only,
         config.holdout, config.seed, ft.lr, ft.dim, ft.epoch, ft.word_ngrams, shards,
         stats_rate=min(1.0, 200_000 / max(plan.rows or 1, 1)),
-        model_path=None if config.model is None else os.path.abspath(config.model))
+        model_path=None if config.model is None else os.path.abspath(config.model),
+        classifier=config.classifier, Cs=tuple(config.logistic.Cs), **caches)
     h = header("quality", config)
     h["warnings"] = list(plan.warnings) + (list(positives.warnings) if positives else [])
     estimates = {"input_rows": plan.rows, "input_bytes": plan.bytes,
@@ -421,13 +434,21 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
                  "output_bytes_estimated": round(plan.bytes * keep), "num_shards": shards}
     rule = (f"score >= {config.threshold}" if config.threshold is not None
             else f"top {config.keep_top:.1%} by {'exact' if exact else 'approximate'} percentile")
-    trained = (f"model: {config.model} (trained earlier)" if positives is None else
-               f"positives: {positives.rows} rows; negatives: "
-               f"{config.negatives or positives.rows} sampled from the pool"
-               f"{', length-matched' if config.length_match else ''}")
-    summary = [trained,
-               f"fastText: lr {ft.lr}, dim {ft.dim}, epoch {ft.epoch}, word n-grams "
-               f"{ft.word_ngrams}; keep {rule}{' (annotate only)' if config.annotate_only else ''}"]
+    matched = ", length-matched" if config.length_match else ""
+    if config.model is not None:
+        trained = f"model: {config.model} (trained earlier)"
+    elif positives is not None:
+        trained = (f"positives: {positives.rows} rows; negatives: "
+                   f"{config.negatives or positives.rows} sampled from the pool{matched}")
+    else:
+        trained = (f"positives: the documents of {config.positive_embeddings}; negatives: "
+                   f"{config.negatives or 'as many'} sampled from {config.embeddings}{matched}")
+    if config.classifier == "fasttext":
+        how = (f"fastText: lr {ft.lr}, dim {ft.dim}, epoch {ft.epoch}, word n-grams "
+               f"{ft.word_ngrams}")
+    else:
+        how = f"logistic regression on embeddings, C from {list(config.logistic.Cs)}"
+    summary = [trained, f"{how}; keep {rule}{' (annotate only)' if config.annotate_only else ''}"]
     return Prepared(plan, (spec, positives), h, estimates, summary)
 
 
@@ -451,7 +472,8 @@ JOBS = {
                  CrispConfig, prepare_crisp, build_crisp),
     "dsir": Job("dsir", "DSIR hashed n-gram importance resampling to a token budget",
                 DsirConfig, prepare_dsir, build_dsir),
-    "quality": Job("quality", "fastText quality classifier (DCLM recipe); keep the top share",
+    "quality": Job("quality", "quality classifier (DCLM fastText, or logistic regression on "
+                   "embeddings); keep the top share",
                    QualityConfig, prepare_quality, build_quality),
 }
 

@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from corpora import write_config
 
+from tamis.runners.cli import main
+
 pytestmark = pytest.mark.slow
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
 
@@ -74,8 +76,8 @@ def test_length_matching_brings_negatives_to_the_positive_lengths(tmp_path, pool
     positive_chars = np.mean([len(t) for t in pq.read_table(DEMO / "specialist")
                               .column("text").to_pylist()])
     assert matched["selector"]["negatives"] > 150
-    assert (abs(np.log(matched["selector"]["negative_mean_chars"] / positive_chars))
-            < abs(np.log(plain["selector"]["negative_mean_chars"] / positive_chars)))
+    assert (abs(np.log(matched["selector"]["negative_mean_length"] / positive_chars))
+            < abs(np.log(plain["selector"]["negative_mean_length"] / positive_chars)))
 
 
 def test_a_trained_model_scores_another_run_without_training(tmp_path, pool, run_cli):
@@ -90,3 +92,82 @@ def test_a_trained_model_scores_another_run_without_training(tmp_path, pool, run
     a = pq.read_table(tmp_path / "train" / "data").sort_by("id")
     b = pq.read_table(tmp_path / "reuse" / "data").sort_by("id")
     assert a.column("quality_score").equals(b.column("quality_score"))
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory, pool) -> dict:
+    """LSI caches of the pool (its longest documents rejected by embed) and the positives."""
+    root = tmp_path_factory.mktemp("quality-emb")
+    lengths = sorted(len(t) for t in pq.read_table(pool).column("text").to_pylist())
+    cut = lengths[-4]  # the three longest documents are rejected as too_long
+    config = write_config(root / "pool.yaml", inputs=[str(pool)], output=str(root / "pool-emb"),
+                          embedder="lsi", lsi={"dim": 32}, max_doc_chars=cut)
+    assert main(["embed", str(config), "--workers", "1"]) == 0
+    model = next((root / "pool-emb" / "models").glob("lsi-*.npz"))
+    config = write_config(root / "hq.yaml", inputs=[str(DEMO / "specialist")],
+                          output=str(root / "hq-emb"), embedder="lsi",
+                          lsi={"dim": 32, "model": str(model)})
+    assert main(["embed", str(config), "--workers", "1"]) == 0
+    return {"classifier": "embedding", "embeddings": str(root / "pool-emb"),
+            "positive_embeddings": str(root / "hq-emb"), "positives": []}
+
+
+def test_embedding_classifier_keeps_the_top_share_and_rejects_rows_without_vectors(
+        tmp_path, pool, caches, run_cli):
+    manifest = run(run_cli, tmp_path, "emb", pool=pool, keep_top=0.25, **caches)
+    acc, selector = manifest["accounting"], manifest["selector"]
+    assert acc["rows_in"] == 1250 and acc["rows_rejected"] == {"no_embedding": 3}
+    assert acc["rows_kept"] == 312  # ceil(25% of the 1,247 rows with a vector)
+    assert acc["rows_dropped"] == {"below_quality_threshold": 1247 - 312}
+    assert selector["classifier"] == "embedding" and selector["model"] == "models/quality.npz"
+    assert selector["heldout_accuracy"] > 0.8 and selector["length_unit"] == "model tokens"
+    table = pq.read_table(tmp_path / "emb" / "data")
+    domains = table.column("domain").to_pylist()
+    assert domains.count("python_docs") / len(domains) > 0.8
+    rejects = pq.read_table(tmp_path / "emb" / "rejects")
+    assert set(rejects.column("reason").to_pylist()) == {"no_embedding"}
+    texts = {r["id"]: r["text"] for r in pq.read_table(pool).to_pylist()}
+    rejected = [len(texts[i]) for i in rejects.column("id").to_pylist()]
+    assert min(rejected) > max(len(texts[i]) for i in table.column("id").to_pylist())
+
+
+def test_embedding_scores_match_the_saved_logistic_model(tmp_path, pool, caches, run_cli):
+    from tamis.pipelines.vectors import open_cache, read_documents
+    from tamis.selectors.quality import EmbeddingLogistic
+
+    manifest = run(run_cli, tmp_path, "emb", pool=pool, annotate_only=True, **caches)
+    with open(tmp_path / "emb" / "models" / "quality.npz", "rb") as f:
+        model = EmbeddingLogistic.load(f)
+    cache = open_cache(caches["embeddings"])
+    vectors = {}
+    for entry in cache.shards:
+        ids, x, _ = read_documents(cache.shard_path(entry))
+        vectors.update(zip(ids, x, strict=True))
+    table = pq.read_table(tmp_path / "emb" / "data")
+    ids = table.column("id").to_pylist()
+    expected = model.score(np.stack([vectors[i] for i in ids]))
+    np.testing.assert_allclose(table.column("quality_score").to_numpy(), expected, rtol=1e-12)
+    assert manifest["accounting"]["rows_kept"] == 1247
+
+    config = write_config(tmp_path / "reuse.yaml", inputs=[str(pool)], classifier="embedding",
+                          embeddings=caches["embeddings"], output=str(tmp_path / "reuse"),
+                          model=str(tmp_path / "emb" / "models" / "quality.npz"),
+                          annotate_only=True)
+    assert run_cli("quality", config, "--workers", "2")[0] == 0
+    again = pq.read_table(tmp_path / "reuse" / "data").sort_by("id")
+    assert again.column("quality_score").equals(table.sort_by("id").column("quality_score"))
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"classifier": "embedding"}, "needs 'embeddings'"),
+    ({"classifier": "embedding", "embeddings": "x", "positives": []},
+     "needs 'positive_embeddings'"),
+    ({"model": "m.npz"}, "a fastText model is a .bin file"),
+    ({"logistic": {"Cs": [1.0, -1.0]}}, "'logistic.Cs' must be positive"),
+])
+def test_classifier_settings_are_checked(tmp_path, pool, run_cli, keys, message):
+    base = {"inputs": [str(pool)], "positives": [str(DEMO / "specialist")],
+            "output": str(tmp_path / "out")}
+    config = write_config(tmp_path / "bad.yaml", **{**base, **keys})
+    code, _, err = run_cli("quality", config)
+    assert code != 0 and message in err and "Traceback" not in err
