@@ -2,13 +2,11 @@
 
 ReadTarget ─► bucket counts ─┐
 ReadForFit ─► bucket counts ─┴► Fit (log importance ratio per bucket)
-ReadForHistogram ─► key = log w + Gumbel(seed, id) ─► tokens per key bin ─► cut-off bin
-ReadForBoundary ─► rows of the cut-off bin ─► Resolve
-Read ─► Select (bins above the cut-off, and the resolved rows) ─► Write shards, manifest
+key = log w + Gumbel(seed, id) ─► the highest keys up to the budget (:mod:`.topk`, two reads)
+Read ─► Select ─► Write shards, manifest
 
-Keys are binned through ``asinh``, a fixed monotone map with relative resolution, so no pass
-is needed to find their range; the highest keys are taken until the budget is spent. Every
-pass reads the inputs again rather than holding records: memory stays flat on a local runner.
+Keys are binned through ``asinh``, a fixed monotone map with relative resolution. Every pass
+reads the inputs again rather than holding records: memory stays flat on a local runner.
 """
 
 from __future__ import annotations
@@ -34,12 +32,10 @@ from tamis.pipelines.stages import (
     split_by_shard,
     sum_tally,
 )
+from tamis.pipelines.topk import ASINH, KEY, in_top, top_by_budget
 from tamis.selectors.dsir import HashedNgramSelector, gumbel_keys
-from tamis.selectors.sampling import cutoff, select_boundary
 
-KEY, SCORE = "__key", "dsir_log_weight"
-BIN_BITS = 16
-SPAN = 24.0  # asinh(key) is binned over [-SPAN, SPAN]: |key| up to ~1e10
+SCORE = "dsir_log_weight"
 
 
 @dataclass(frozen=True)
@@ -62,10 +58,7 @@ def output_schema(plan: InputPlan) -> pa.Schema:
 
 def key_bins(keys: np.ndarray) -> np.ndarray:
     """Bin 0 holds the highest keys; ``-inf`` keys (too short) fall past the last bin."""
-    n = 1 << BIN_BITS
-    z = (SPAN - np.arcsinh(np.clip(keys, -1e10, 1e10))) / (2 * SPAN) * n
-    bins = np.clip(np.floor(z), 0, n - 1).astype(np.int64)
-    return np.where(np.isfinite(keys), bins, n)
+    return ASINH.bins(keys)
 
 
 def _counts(table: pa.Table, spec: DsirSpec, text_column: str) -> np.ndarray:
@@ -117,33 +110,6 @@ class _Score(beam.DoFn):
         yield table.append_column(KEY, pa.array(keys))
 
 
-def _histogram(table: pa.Table) -> np.ndarray:
-    bins = key_bins(table.column(KEY).to_numpy())
-    tokens = table.column("n_tokens").to_numpy()
-    return np.bincount(bins, weights=tokens, minlength=(1 << BIN_BITS) + 1).astype(np.int64)
-
-
-def _cut(hist, spec: DsirSpec):
-    if not isinstance(hist, np.ndarray):  # no record at all
-        hist = np.zeros((1 << BIN_BITS) + 1, dtype=np.int64)
-    return cutoff(hist[: 1 << BIN_BITS], spec.budget)
-
-
-def _boundary(table: pa.Table, cut):
-    if cut.bin >= 1 << BIN_BITS:  # the budget takes every eligible row: no cut-off bin
-        return
-    bins = key_bins(table.column(KEY).to_numpy())
-    for i in np.flatnonzero(bins == cut.bin):
-        yield ((-float(table.column(KEY)[i].as_py()), table.column("id")[i].as_py(),
-                int(table.column(SRC)[i].as_py()), int(table.column(ROW)[i].as_py())),
-               int(table.column("n_tokens")[i].as_py()))
-
-
-def _resolve(candidates: list, cut) -> set:
-    mask = select_boundary([c for c, _ in candidates], [t for _, t in candidates], cut.remaining)
-    return {(c[2], c[3]) for (c, _), m in zip(candidates, mask, strict=True) if m}
-
-
 class _Select(beam.DoFn):
     def __init__(self, spec: DsirSpec) -> None:
         self._spec = spec
@@ -152,12 +118,7 @@ class _Select(beam.DoFn):
         self._kept = Metrics.counter(NAMESPACE, "rows_kept")
 
     def process(self, table: pa.Table, cut, taken: set):
-        bins = key_bins(table.column(KEY).to_numpy())
-        keep = bins < cut.bin
-        src, row = table.column(SRC).to_numpy(), table.column(ROW).to_numpy()
-        edge = np.flatnonzero(bins == cut.bin) if cut.bin < 1 << BIN_BITS else []
-        for i in edge:
-            keep[i] = (int(src[i]), int(row[i])) in taken
+        keep = in_top(table, cut, taken, ASINH)
         tokens = table.column("n_tokens").to_numpy()
         short = ~np.isfinite(table.column(KEY).to_numpy())
         for reason, mask in (("too_short", short), ("not_sampled", ~keep & ~short)):
@@ -189,14 +150,7 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, target: InputPlan, spec: Dsi
               | "TargetCounts" >> beam.Map(_counts, spec, target.text_column)
               | "SumTarget" >> beam.CombineGlobally(_Fit()))
     log_ratio = raw | "Fit" >> beam.Map(_fit, beam.pvalue.AsSingleton(wanted), spec)
-    _, keyed = scored("ForHistogram")
-    cut = (keyed | "Histogram" >> beam.Map(_histogram)
-           | "SumHistogram" >> beam.CombineGlobally(sum)
-           | "CutOff" >> beam.Map(_cut, spec))
-    _, keyed = scored("ForBoundary")
-    taken = (keyed | "Boundary" >> beam.FlatMap(_boundary, beam.pvalue.AsSingleton(cut))
-             | "CollectBoundary" >> beam.combiners.ToList()
-             | "Resolve" >> beam.Map(_resolve, beam.pvalue.AsSingleton(cut)))
+    cut, taken = top_by_budget(lambda label: scored(label)[1], spec.budget, ASINH)
     read, keyed = scored("")
     selected = keyed | "Select" >> beam.ParDo(
         _Select(spec), beam.pvalue.AsSingleton(cut), beam.pvalue.AsSingleton(taken)

@@ -81,10 +81,10 @@ def test_select_names_a_method(tmp_path, pool, run_cli):
 
 
 def test_a_budget_over_the_eligible_pool_has_no_cut_off_bin():
-    from tamis.pipelines.dsir import KEY, _boundary
     from tamis.pipelines.records import ROW, SRC
+    from tamis.pipelines.topk import ASINH, KEY, _boundary
     from tamis.selectors.sampling import Cutoff
 
     table = pa.table({KEY: [-np.inf, -np.inf, 3.0], "id": ["a", "b", "c"], SRC: [0, 0, 0],
                       ROW: [0, 1, 2], "n_tokens": [5, 5, 5]})
-    assert list(_boundary(table, Cutoff(bin=1 << 16, remaining=0))) == []
+    assert list(_boundary(table, Cutoff(bin=1 << 16, remaining=0), ASINH)) == []
