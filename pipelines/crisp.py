@@ -6,7 +6,8 @@ by the embedding model's tokenizer (the cache's ``n_tokens``), the unit of the h
 of the budget.
 
 Read text ─► Draw (vectors from the pool's embedding cache, clusters at every level,
-              n_samples ~ Poisson(rate of the cluster), a pure function of (seed, id))
+              n_samples ~ Poisson(rate of the cluster), or drawn without replacement inside
+              the cluster; either a pure function of (seed, id))
           ─► Write shards (rows drawn at least once) ─► Write manifest
 """
 
@@ -50,7 +51,8 @@ class CrispSpec:
     weights: tuple[float, ...]  # importance weight w(c), per cluster of ``level``
     cap: int
     seed: int
-    num_shards: int
+    sampler: str = "poisson"  # or "without_replacement"
+    num_shards: int = 1
     cache_shards: dict = field(default_factory=dict)  # (input file, first row) → cache shard
 
 
@@ -81,7 +83,9 @@ class _Draw(beam.DoFn):
         row_ids = table.column("id").to_pylist()
         clusters = self._model.assign(vectors)
         at_level = clusters[:, spec.level]
-        n = imp.draw_counts(row_ids, at_level, self._rates, spec.seed, spec.cap)
+        draw = (imp.draw_counts if spec.sampler == "poisson"
+                else imp.without_replacement_counts)
+        n = draw(row_ids, at_level, self._rates, spec.seed, spec.cap)
         # Tokens as the embedding model counted them: the unit of the cluster histograms.
         tokens = np.asarray(model_tokens, dtype=np.int64)
         table = table.set_column(table.schema.get_field_index("n_tokens"), "n_tokens",

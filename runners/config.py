@@ -337,6 +337,13 @@ class CrispConfig:
     level: int | None = None  # the tree level of the histograms; None: the finest
     smoothing: float = 0.0  # additive smoothing of the specialist histogram
     repetition_cap: int = 16  # the most times one record may be drawn
+    # poisson: the paper's draws with replacement; without_replacement: a cluster's records
+    # repeat only once all of them are drawn
+    sampler: Literal["poisson", "without_replacement"] = "poisson"
+    # 0: a specialist document counts in the cluster it is routed to; k > 0: it spreads over
+    # its k most similar clusters of the level, ∝ exp(cosine / soft_temperature)
+    soft_clusters: int = 0
+    soft_temperature: float = 0.05
     inject_generic: float = 0.0  # share of the budget drawn uniformly from the whole pool
     seed: int = 0
     num_shards: int = 0
@@ -344,6 +351,9 @@ class CrispConfig:
     def check(self) -> None:
         if not self.inputs:
             raise ConfigError("'inputs' must name at least one file, folder or glob")
+        if self.soft_clusters < 0 or self.soft_temperature <= 0:
+            raise ConfigError(f"'soft_clusters' must be >= 0 and 'soft_temperature' > 0, got "
+                              f"{self.soft_clusters} and {self.soft_temperature}")
         if not self.specialists:
             raise ConfigError("'specialists' must name at least one embedding cache")
         if self.budget.unit != "tokens":

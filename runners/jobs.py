@@ -30,6 +30,7 @@ from tamis.runners.config import (
 )
 from tamis.selectors import importance as imp
 from tamis.selectors.clusters import MAX_LEVELS
+from tamis.selectors.relevance import soft_histogram
 
 SHARD_TARGET_BYTES = 128 << 20
 MAX_AUTO_SHARDS = 1024
@@ -247,7 +248,8 @@ def prepare_crisp(config: CrispConfig, context: Context) -> Prepared:
                          f"(levels 0 to {model.levels - 1})")
     n_clusters = model.n_clusters(level)
     pool_rows, pool_tokens = cluster.read_counts(config.clusters, level)
-    histograms = [_specialist_histogram(s.embeddings, pool, model, level)
+    histograms = [_specialist_histogram(s.embeddings, pool, model, level, config.soft_clusters,
+                                        config.soft_temperature)
                   for s in config.specialists]
     target = imp.mix(histograms, [s.weight for s in config.specialists], config.smoothing)
     covered = imp.coverage(target, pool_tokens)
@@ -262,7 +264,8 @@ def prepare_crisp(config: CrispConfig, context: Context) -> Prepared:
     eps = config.inject_generic
     total = float(pool_tokens.sum())
     rates = imp.rates(target, pool_tokens, (1 - eps) * budget) + eps * budget / total
-    expected = float((imp.capped_mean(rates, config.repetition_cap) * pool_tokens).sum())
+    expected = float((imp.expected_draws(rates, config.repetition_cap, config.sampler)
+                      * pool_tokens).sum())
     need = rates[target > 0]
     worst = int(np.flatnonzero(target > 0)[int(np.argmax(need))])
     if expected < 0.98 * budget:
@@ -271,18 +274,22 @@ def prepare_crisp(config: CrispConfig, context: Context) -> Prepared:
             f"repetition_cap {config.repetition_cap}: about {expected:,.0f} tokens "
             f"({expected / budget:.0%}) will be selected; cluster {worst} needs "
             f"{rates[worst]:.1f} draws per record")
-    drawn = 1.0 - np.exp(-rates)  # P(a record of the cluster is drawn at least once)
+    # P(a record of the cluster is drawn at least once)
+    drawn = 1.0 - np.exp(-rates) if config.sampler == "poisson" else np.minimum(rates, 1.0)
     fraction = float((drawn * pool_rows).sum() / max(pool_rows.sum(), 1))
     shards = config.num_shards or auto_shards(plan.bytes * fraction)
     spec = crisp.CrispSpec(
         out_dir=config.output, model_path=join(config.clusters, cluster.MODEL),
         levels=model.levels, level=level, rates=tuple(rates.tolist()),
         weights=tuple(imp.weights(target, pool_tokens).tolist()), cap=config.repetition_cap,
-        seed=config.seed, num_shards=shards, cache_shards=pool.by_batch())
+        seed=config.seed, sampler=config.sampler, num_shards=shards,
+        cache_shards=pool.by_batch())
     h = header("crisp", config)
     h["warnings"] = warnings
     h["selector"] = {
-        "method": "crisp", "sampler": "poisson", "level": level, "n_clusters": n_clusters,
+        "method": "crisp", "sampler": config.sampler, "level": level, "n_clusters": n_clusters,
+        "soft_clusters": config.soft_clusters,
+        "soft_temperature": config.soft_temperature if config.soft_clusters else None,
         "budget_tokens": int(budget), "expected_tokens": round(expected),
         "expected_max_rate": round(float(need.max()), 3), "repetition_cap": config.repetition_cap,
         "coverage": round(covered, 6), "smoothing": config.smoothing,
@@ -304,7 +311,8 @@ def prepare_crisp(config: CrispConfig, context: Context) -> Prepared:
         f"{len(config.specialists)} specialist set(s), {int(sum(h.sum() for h in histograms)):,}"
         f" documents, coverage {covered:.1%}",
         f"budget: {budget:,.0f} tokens (expected {expected:,.0f}); expected draws per record: "
-        f"up to {need.max():.2f} (cap {config.repetition_cap}); generic share {eps:.1%}",
+        f"up to {need.max():.2f} (cap {config.repetition_cap}, {config.sampler.replace('_', ' ')}"
+        f"); generic share {eps:.1%}",
     ]
     return Prepared(plan, spec, h, estimates, summary)
 
@@ -337,13 +345,21 @@ def _cluster_manifest(folder: str, pool) -> dict:
     return manifest
 
 
-def _specialist_histogram(path: str, pool, model, level: int) -> np.ndarray:
+def _specialist_histogram(path: str, pool, model, level: int, soft: int = 0,
+                          temperature: float = 0.05) -> np.ndarray:
+    """Specialist documents per cluster of ``level``: the cluster each is routed to, or
+    (``soft`` > 0) spread over its ``soft`` most similar clusters of the level."""
     cache = open_cache(path)
     same_model(pool, cache)
     counts = np.zeros(model.n_clusters(level))
+    centroids = model.centroids_[level].reshape(len(counts), -1)
     for entry in cache.shards:
         ids, vectors, _ = read_documents(cache.shard_path(entry))
-        if ids:
+        if not ids:
+            continue
+        if soft:
+            counts += soft_histogram(vectors, centroids, soft, temperature)
+        else:
             counts += imp.histogram(model.assign(vectors)[:, level], len(counts))
     if counts.sum() == 0:
         raise CacheError(f"specialist set {path} is empty: it holds no document")

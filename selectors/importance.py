@@ -100,6 +100,28 @@ def draw_counts(ids: Sequence[str], clusters: np.ndarray, lam: np.ndarray, seed:
     return poisson_counts(uniforms(ids, seed), np.asarray(lam)[np.asarray(clusters)], cap)
 
 
+def without_replacement_counts(ids: Sequence[str], clusters: np.ndarray, lam: np.ndarray,
+                               seed: int, cap: int) -> np.ndarray:
+    """``n_samples`` per record when a cluster's records are drawn without replacement.
+
+    A cluster with rate ``lam <= 1`` gives each record 0 or 1 draws (1 when its uniform of
+    (seed, id) is below ``lam``): no record repeats. Only an exhausted cluster (``lam > 1``)
+    repeats, and then every one of its records: ``floor(lam)`` draws, one more below the
+    fractional part. Capped at ``cap``. The expectation per record is ``min(lam, cap)``.
+    """
+    rate = np.asarray(lam, dtype=np.float64)[np.asarray(clusters)]
+    whole = np.floor(rate)
+    n = whole.astype(np.int64) + (uniforms(ids, seed) < rate - whole)
+    return np.minimum(n, cap)
+
+
+def expected_draws(lam: np.ndarray, cap: int, sampler: str = "poisson") -> np.ndarray:
+    """Draws a record of each cluster gets on average under ``cap``, for either sampler."""
+    if sampler == "poisson":
+        return capped_mean(lam, cap)
+    return np.minimum(np.asarray(lam, dtype=np.float64), cap)
+
+
 def kl_divergence(p: np.ndarray, q: np.ndarray, eps: float = 1e-12) -> float:
     """KL(p || q) in nats over clusters, both normalised; clusters where p is 0 add nothing."""
     p = np.asarray(p, dtype=np.float64)

@@ -126,6 +126,55 @@ def test_crisp_selects_the_specialist_domain_with_brute_force_counts(world):
     assert abs(selector["selected_tokens_with_repeats"] - 30_000) < 0.15 * 30_000
 
 
+def test_draws_without_replacement_repeat_only_exhausted_clusters(world):
+    root, _ = world
+    manifest = run_manifest(crisp_config(root, "norep", sampler="without_replacement",
+                                         budget={"tokens": 60_000}), "crisp", "--workers", "2")
+    table = pq.read_table(root / "norep" / "data")
+    model = load_model(str(root / "clusters" / "clusters.npz"))
+    spec = open_cache(str(root / "python-emb"))
+    _, vectors, _ = read_documents(spec.shard_path(spec.shards[0]))
+    target = imp.histogram(model.assign(vectors)[:, 1], 16)
+    pool_rows, pool_tokens = read_counts(str(root / "clusters"), 1)
+    rates = imp.rates(target, pool_tokens, 60_000)
+    assert rates.max() > 1 > rates[rates > 0].min()  # some clusters are exhausted, some not
+    clusters = table.column("cluster_l1").to_numpy()
+    n = table.column("n_samples").to_numpy()
+    expected = imp.without_replacement_counts(table.column("id").to_pylist(), clusters, rates,
+                                              3, 16)
+    assert n.tolist() == expected.tolist()
+    for c in range(16):
+        mine = n[clusters == c]
+        if len(mine) and mine.max() > 1:  # a repeat: the whole cluster was drawn first
+            assert rates[c] > 1 and len(mine) == pool_rows[c] and mine.min() >= 1
+        if rates[c] <= 1:
+            assert len(mine) == 0 or mine.max() == 1
+    selector = manifest["selector"]
+    assert selector["sampler"] == "without_replacement"
+    assert selector["max_repetition"] == int(n.max())
+    assert abs(selector["selected_tokens_with_repeats"] - 60_000) < 0.15 * 60_000
+
+
+def test_soft_histograms_spread_the_specialist_over_near_clusters(world):
+    from tamis.selectors.relevance import soft_histogram
+
+    root, _ = world
+    hard = run_manifest(crisp_config(root, "hard"), "crisp", "--workers", "1")
+    soft = run_manifest(crisp_config(root, "soft", soft_clusters=3, soft_temperature=0.1),
+                        "crisp", "--workers", "1")
+    model = load_model(str(root / "clusters" / "clusters.npz"))
+    spec = open_cache(str(root / "python-emb"))
+    _, vectors, _ = read_documents(spec.shard_path(spec.shards[0]))
+    expected = soft_histogram(vectors, model.centroids_[1].reshape(16, -1), 3, 0.1)
+    shares_soft = {int(c): v["target_share"] for c, v in soft["mixture"]["clusters"].items()}
+    for c, share in shares_soft.items():
+        assert share == pytest.approx(expected[c] / expected.sum(), abs=1e-6)
+    hard_clusters = {c for c, v in hard["mixture"]["clusters"].items() if v["target_share"] > 0}
+    soft_clusters = {c for c, v in soft["mixture"]["clusters"].items() if v["target_share"] > 0}
+    assert len(soft_clusters) >= len(hard_clusters)
+    assert soft["selector"]["soft_clusters"] == 3
+
+
 def test_crisp_is_deterministic_across_reruns_and_workers(world):
     root, _ = world
     config = crisp_config(root, "again")

@@ -59,3 +59,24 @@ def test_statistics():
     assert imp.coverage(np.array([1, 1, 2]), np.array([5, 0, 1])) == pytest.approx(0.75)
     with pytest.raises(ValueError, match=r"cluster ids must be in \[0, 3\)"):
         imp.histogram(np.array([0, 3]), 3)
+
+
+def test_without_replacement_never_repeats_before_a_cluster_is_exhausted():
+    ids = [f"doc-{i}" for i in range(3000)]
+    clusters = np.arange(3000) % 3
+    lam = np.array([0.4, 1.0, 2.5])
+    n = imp.without_replacement_counts(ids, clusters, lam, seed=5, cap=16)
+    # under one draw per record: 0 or 1 each, about lam of the cluster drawn
+    assert set(n[clusters == 0].tolist()) <= {0, 1}
+    assert abs(n[clusters == 0].mean() - 0.4) < 0.04
+    # exactly exhausted: every record once, none twice
+    assert (n[clusters == 1] == 1).all()
+    # over-asked: every record at least twice before any third draw, half get the third
+    assert set(n[clusters == 2].tolist()) == {2, 3}
+    assert abs(n[clusters == 2].mean() - 2.5) < 0.05
+    capped = imp.without_replacement_counts(ids, clusters, lam, seed=5, cap=1)
+    assert capped.max() == 1 and (capped[clusters == 2] == 1).all()
+    again = imp.without_replacement_counts(ids[::-1], clusters[::-1], lam, seed=5, cap=16)
+    assert again[::-1].tolist() == n.tolist()  # a pure function of (seed, id)
+    assert imp.expected_draws(lam, 2, "without_replacement").tolist() == [0.4, 1.0, 2.0]
+    assert imp.expected_draws(lam, 2, "poisson")[2] < 2.0

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tamis.selectors.relevance import NeighbourIndex, knn_relevance, mmr, soft_histogram
+
+
+def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_knn_relevance_matches_brute_force_cosine():
+    rng = np.random.default_rng(0)
+    specialist, pool = unit(rng, 60, 16), rng.normal(size=(200, 16)).astype(np.float32)
+    got = knn_relevance(NeighbourIndex(specialist), pool, k=5)
+    cos = (pool / np.linalg.norm(pool, axis=1, keepdims=True)) @ specialist.T
+    expected = np.sort(cos, axis=1)[:, -5:].mean(axis=1)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # k larger than the specialist set: the mean over all of it
+    np.testing.assert_allclose(knn_relevance(NeighbourIndex(specialist[:3]), pool, k=10),
+                               cos[:, :3].mean(axis=1), atol=1e-5)
+
+
+def test_the_approximate_index_is_close_and_the_same_when_rebuilt():
+    rng = np.random.default_rng(1)
+    centres = unit(rng, 20, 24)
+    specialist = centres[rng.integers(0, 20, 4000)] + 0.3 * unit(rng, 4000, 24)
+    queries = centres[rng.integers(0, 20, 300)] + 0.3 * unit(rng, 300, 24)
+    exact = knn_relevance(NeighbourIndex(specialist), queries, k=10)
+    ivf = NeighbourIndex(specialist, exact_up_to=1000, nprobe=16, seed=3)
+    assert not ivf.exact
+    approx = knn_relevance(ivf, queries, k=10)
+    assert np.abs(approx - exact).max() < 0.05 and np.all(approx <= exact + 1e-5)
+    rebuilt = knn_relevance(NeighbourIndex(specialist, exact_up_to=1000, nprobe=16, seed=3),
+                            queries, k=10)
+    assert rebuilt.tolist() == approx.tolist()
+
+
+def brute_force_mmr(x, rel, sizes, budget, lam):
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    picked, spent = [], 0.0
+    while len(picked) < len(x):
+        best, best_gain = None, -np.inf
+        for i in range(len(x)):
+            if i in picked:
+                continue
+            penalty = max((float(x[i] @ x[j]) for j in picked), default=0.0)
+            gain = lam * rel[i] - (1 - lam) * penalty
+            if gain > best_gain:
+                best, best_gain = i, gain
+        if spent + sizes[best] > budget:
+            break
+        picked.append(best)
+        spent += sizes[best]
+    return picked
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 0.7, 1.0])
+def test_mmr_matches_a_brute_force_reference(lam):
+    rng = np.random.default_rng(2)
+    x = unit(rng, 40, 8)
+    x[20:30] = x[0] + 0.01 * unit(rng, 10, 8)  # near-duplicates of the most relevant row
+    rel = rng.uniform(0.2, 0.6, 40)
+    rel[0], rel[20:30] = 0.9, 0.89
+    sizes = rng.integers(1, 5, 40).astype(float)
+    got = mmr(x, rel, sizes, budget=40, lam=lam).tolist()
+    assert got == brute_force_mmr(x, rel, sizes, 40, lam)
+    assert sum(sizes[got]) <= 40
+    if lam == 1.0:  # pure relevance: the near-duplicates come right after row 0
+        assert set(got[:11]) == {0, *range(20, 30)}
+    if lam == 0.3:  # diversity: at most one of the near-duplicate group early on
+        assert len({0, *range(20, 30)} & set(got[:10])) == 1
+
+
+def test_soft_histogram_spreads_each_document_over_its_nearest_clusters():
+    centroids = np.array([[1, 0], [0.8, 0.6], [0, 1], [0, 0]], dtype=np.float32)
+    docs = np.array([[1, 0], [0.9, 0.44]], dtype=np.float32)
+    hard = soft_histogram(docs, centroids, k=1)
+    assert hard.tolist() == [1.0, 1.0, 0.0, 0.0]
+    soft = soft_histogram(docs, centroids, k=2, temperature=0.1)
+    assert soft.sum() == pytest.approx(2.0) and soft[3] == 0 and soft[2] == 0
+    cos = docs / np.linalg.norm(docs, axis=1, keepdims=True) @ centroids[:2].T
+    w = np.exp(cos / 0.1)
+    np.testing.assert_allclose(soft[:2], (w / w.sum(axis=1, keepdims=True)).sum(axis=0),
+                               rtol=1e-5)
