@@ -41,9 +41,11 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tamis", description="Curate and select training data.")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     helps = {name: (job.help, job.help) for name, job in JOBS.items()}
-    helps["select"] = ("select with the method the config names (uniform, dsir, crisp)",
+    helps["select"] = (f"select with the method the config names ({', '.join(METHODS)})",
                        "Run the selection job that the config's 'method' key names: uniform "
-                       "(the sample job), dsir or crisp; the other keys are that job's.")
+                       "(the sample job), dsir, crisp, relevance, mmr (relevance with MMR) or "
+                       "hybrid (crisp with soft histograms, drawn without replacement); the "
+                       "other keys are that job's.")
     for name, (short, long) in helps.items():
         p = sub.add_parser(name, help=short, description=long)
         p.add_argument("config", help="YAML configuration file")
@@ -120,7 +122,8 @@ def select_method(data: dict) -> tuple[Job, dict]:
     method = data.pop("method", None)
     if method not in METHODS:
         raise cfg.ConfigError(f"'method' must be one of {', '.join(METHODS)}, got {method!r}")
-    return JOBS[METHODS[method]], data
+    name, defaults = METHODS[method]
+    return JOBS[name], {**defaults, **data}
 
 
 def run_job(job: Job, args: argparse.Namespace, beam_args: list[str], data: dict) -> int:

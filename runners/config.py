@@ -370,6 +370,47 @@ class CrispConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RelevanceConfig:
+    """``tamis relevance``: the pool records most similar to the specialist sample (mean
+    cosine to their k nearest specialist vectors), each at most once, up to a token budget;
+    optionally diversified by maximal marginal relevance."""
+
+    inputs: tuple[str, ...]  # the pool's text, as given to tamis embed
+    embeddings: str  # the pool's embedding cache
+    specialists: tuple[Specialist, ...]  # embedding caches (made with the pool's model)
+    output: str
+    budget: Budget  # tokens of the embedding model, as the cache counts them
+    k: int = 10  # specialist neighbours a record's relevance is averaged over
+    mmr_lambda: float | None = None  # None: relevance only; in [0, 1]: MMR with this λ
+    mmr_candidates: float = 3.0  # MMR picks among the most relevant (this × budget) tokens
+    max_candidates: int = 200_000  # MMR holds its candidates in one worker
+    exact_up_to: int = 100_000  # specialist vectors searched exactly; beyond: an IVF index
+    nprobe: int = 32  # IVF lists visited per query
+    text_column: str = "text"
+    id_column: str | None = "id"
+    seed: int = 0
+    num_shards: int = 0
+
+    def check(self) -> None:
+        if not self.inputs:
+            raise ConfigError("'inputs' must name at least one file, folder or glob")
+        if not self.specialists or any(s.embeddings is None for s in self.specialists):
+            raise ConfigError("'specialists' must name at least one embedding cache "
+                              "('embeddings' of each)")
+        if self.budget.unit != "tokens":
+            raise ConfigError("'budget' of relevance is in tokens: set budget.tokens")
+        if self.k < 1:
+            raise ConfigError(f"'k' must be >= 1, got {self.k}")
+        if self.mmr_lambda is not None and not 0 <= self.mmr_lambda <= 1:
+            raise ConfigError(f"'mmr_lambda' must be in [0, 1], got {self.mmr_lambda}")
+        if self.mmr_candidates < 1:
+            raise ConfigError(f"'mmr_candidates' must be >= 1, got {self.mmr_candidates}")
+        if any(s.weight < 0 for s in self.specialists) or not any(
+                s.weight > 0 for s in self.specialists):
+            raise ConfigError("specialist weights must be >= 0 with at least one positive")
+
+
+@dataclasses.dataclass(frozen=True)
 class DsirConfig:
     """``tamis dsir``: DSIR-style hashed n-gram importance resampling to a token budget."""
 

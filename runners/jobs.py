@@ -13,7 +13,7 @@ import apache_beam as beam
 import numpy as np
 
 from tamis.embeddings.sentence import model_info
-from tamis.pipelines import cluster, crisp, dsir, embed, quality, sample
+from tamis.pipelines import cluster, crisp, dsir, embed, quality, relevance, sample
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import join
 from tamis.pipelines.inputs import InputPlan, plan_inputs
@@ -24,6 +24,7 @@ from tamis.runners.config import (
     DsirConfig,
     EmbedConfig,
     QualityConfig,
+    RelevanceConfig,
     SampleConfig,
     config_hash,
     to_dict,
@@ -370,6 +371,63 @@ def build_crisp(pipeline: beam.Pipeline, prepared: Prepared) -> None:
     crisp.build(pipeline, prepared.plan, prepared.spec, prepared.header)
 
 
+def prepare_relevance(config: RelevanceConfig, context: Context) -> Prepared:
+    plan = plan_inputs(config.inputs, config.text_column, config.id_column,
+                       reserved_columns=[*sample.ADDED_COLUMNS, relevance.SCORE, relevance.RANK])
+    pool = open_cache(config.embeddings)
+    _check_cache_inputs(plan, pool)
+    documents = 0
+    for s in config.specialists:
+        cache = open_cache(s.embeddings)
+        same_model(pool, cache)
+        found = len(relevance.specialist_vectors(s.embeddings))
+        if not found:
+            raise CacheError(f"specialist set {s.embeddings} is empty: it holds no document")
+        documents = max(documents, found)
+    total = float(pool.manifest["outputs"]["tokens"])
+    budget = int(config.budget.amount)
+    fraction = 1.0 if not total else min(1.0, budget / total)
+    diverse = config.mmr_lambda is not None
+    candidates = min(total, budget * config.mmr_candidates) / max(total, 1) * (plan.rows or 0)
+    if diverse and candidates > config.max_candidates:
+        raise CacheError(f"MMR would hold about {candidates:,.0f} candidate records in one "
+                         f"worker (max_candidates {config.max_candidates:,}): lower "
+                         f"mmr_candidates or the budget, or raise max_candidates")
+    shards = config.num_shards or auto_shards(plan.bytes * fraction)
+    spec = relevance.RelevanceSpec(
+        out_dir=config.output, budget=budget,
+        specialists=tuple((s.embeddings, s.weight) for s in config.specialists), k=config.k,
+        exact_up_to=config.exact_up_to, nprobe=config.nprobe, mmr_lambda=config.mmr_lambda,
+        mmr_candidates=config.mmr_candidates, seed=config.seed, num_shards=shards,
+        cache_shards=pool.by_batch())
+    h = header("relevance", config)
+    h["warnings"] = list(plan.warnings)
+    h["selector"] = {
+        "method": "relevance", "k": config.k, "budget_tokens": budget,
+        "mmr_lambda": config.mmr_lambda,
+        "mmr_candidate_tokens": round(budget * config.mmr_candidates) if diverse else None,
+        "index": "exact" if documents <= config.exact_up_to else f"ivf (nprobe {config.nprobe})",
+        "token_unit": ("words and punctuation" if pool.model["embedder"] == "lsi"
+                       else f"{pool.model['name']} tokenizer"),
+        "specialists": [{"embeddings": s.embeddings, "weight": s.weight}
+                        for s in config.specialists]}
+    estimates = {"input_rows": plan.rows, "input_bytes": plan.bytes,
+                 "input_tokens_estimated": int(total),
+                 "output_rows_estimated": round(fraction * (plan.rows or 0)),
+                 "output_tokens_estimated": min(budget, int(total)),
+                 "output_bytes_estimated": round(plan.bytes * fraction), "num_shards": shards}
+    how = (f"MMR (λ {config.mmr_lambda}) over the most relevant {config.mmr_candidates:g}× "
+           f"budget (about {candidates:,.0f} records)" if diverse else "highest relevance first")
+    summary = [f"relevance: mean cosine to the {config.k} nearest of {documents:,} specialist "
+               f"vectors ({h['selector']['index']}), {len(config.specialists)} set(s)",
+               f"budget: {budget:,} tokens, each record at most once; {how}"]
+    return Prepared(plan, spec, h, estimates, summary)
+
+
+def build_relevance(pipeline: beam.Pipeline, prepared: Prepared) -> None:
+    relevance.build(pipeline, prepared.plan, prepared.spec, prepared.header)
+
+
 def prepare_dsir(config: DsirConfig, context: Context) -> Prepared:
     plan = plan_inputs(config.inputs, config.text_column, config.id_column,
                        reserved_columns=[*sample.ADDED_COLUMNS, dsir.SCORE])
@@ -488,10 +546,22 @@ JOBS = {
                  CrispConfig, prepare_crisp, build_crisp),
     "dsir": Job("dsir", "DSIR hashed n-gram importance resampling to a token budget",
                 DsirConfig, prepare_dsir, build_dsir),
+    "relevance": Job("relevance", "the records nearest the specialist sample (kNN cosine), "
+                     "optionally diversified by MMR, to a token budget", RelevanceConfig,
+                     prepare_relevance, build_relevance),
     "quality": Job("quality", "quality classifier (DCLM fastText, or logistic regression on "
                    "embeddings); keep the top share",
                    QualityConfig, prepare_quality, build_quality),
 }
 
-#: ``tamis select``: one config, the selection method named in it.
-METHODS = {"uniform": "sample", "dsir": "dsir", "crisp": "crisp"}
+#: ``tamis select``: ``method → (job, the defaults the method sets)``; the config's own keys
+#: override those defaults.
+METHODS: dict[str, tuple[str, dict]] = {
+    "uniform": ("sample", {}),
+    "dsir": ("dsir", {}),
+    "crisp": ("crisp", {}),
+    "relevance": ("relevance", {}),
+    "mmr": ("relevance", {"mmr_lambda": 0.7}),
+    # CRISP at the finest level, soft specialist histograms, no repeats before exhaustion
+    "hybrid": ("crisp", {"sampler": "without_replacement", "soft_clusters": 8}),
+}

@@ -1,0 +1,219 @@
+"""The ``relevance`` job: the pool records most similar to the specialist sample, up to a token
+budget, each at most once; optionally diversified by maximal marginal relevance (MMR).
+
+A record's relevance is the mean cosine of its document vector (from the pool's embedding
+cache) to its ``k`` nearest specialist vectors, weighted across specialist sets. Every worker
+builds the specialist indexes once (``setup``) from the specialist caches. Tokens are the
+embedding model's, as in ``crisp``.
+
+relevance only:  key = relevance ─► top by budget (two reads, :mod:`.topk`) ─► Read ─► Select
+with MMR:        top by (mmr_candidates × budget) ─► ReadForCandidates ─► candidates (ids,
+                 vectors) ─► greedy MMR in one worker ─► picked ─► Read ─► Select
+─► Write shards, rejects (rows without a vector: no_embedding), manifest
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam.metrics import Metrics
+
+from tamis.pipelines.inputs import InputPlan
+from tamis.pipelines.records import ROW, SRC
+from tamis.pipelines.stages import (
+    NAMESPACE,
+    ChecksumInputs,
+    ReadRecords,
+    WriteManifest,
+    WriteRejects,
+    WriteShards,
+    manifest_base,
+    selected_schema,
+    split_by_shard,
+    sum_tally,
+)
+from tamis.pipelines.topk import COSINE, KEY, in_top, top_by_budget
+from tamis.pipelines.vectors import batch_vectors, open_cache, read_documents
+from tamis.selectors.relevance import NeighbourIndex, knn_relevance, mmr
+
+SCORE, RANK, VECTOR = "relevance", "mmr_rank", "__vector"
+
+
+@dataclass(frozen=True)
+class RelevanceSpec:
+    out_dir: str
+    budget: int  # model tokens
+    specialists: tuple[tuple[str, float], ...]  # (embedding cache, weight)
+    k: int = 10
+    exact_up_to: int = 100_000
+    nprobe: int = 32
+    mmr_lambda: float | None = None  # None: relevance only
+    mmr_candidates: float = 3.0  # MMR picks among the most relevant (this × budget) tokens
+    seed: int = 0
+    num_shards: int = 1
+    cache_shards: dict = field(default_factory=dict)  # (input file, first row) → cache shard
+
+
+def output_schema(plan: InputPlan, spec: RelevanceSpec) -> pa.Schema:
+    extra = [pa.field(SCORE, pa.float64())]
+    if spec.mmr_lambda is not None:
+        extra.append(pa.field(RANK, pa.int64()))
+    return selected_schema(plan, *extra)
+
+
+def specialist_vectors(path: str) -> np.ndarray:
+    cache = open_cache(path)
+    parts = [read_documents(cache.shard_path(e))[1] for e in cache.shards]
+    parts = [p for p in parts if len(p)]
+    return np.concatenate(parts) if parts else np.zeros((0, cache.dim), np.float32)
+
+
+class _Relevance(beam.DoFn):
+    """Adds ``relevance`` and the key (the same number) to a batch; swaps ``n_tokens`` for the
+    cache's model tokens; with ``vectors``, also the document vectors."""
+
+    def __init__(self, plan: InputPlan, spec: RelevanceSpec, vectors: bool = False) -> None:
+        self._plan, self._spec, self._vectors = plan, spec, vectors
+
+    def setup(self) -> None:
+        spec = self._spec
+        self._indexes = [(NeighbourIndex(specialist_vectors(path), spec.exact_up_to,
+                                         spec.nprobe, spec.seed), weight)
+                         for path, weight in spec.specialists if weight > 0]
+        self._total = sum(w for _, w in self._indexes)
+
+    def process(self, table: pa.Table):
+        src = int(table.column(SRC)[0].as_py())
+        table, vectors, tokens, missing = batch_vectors(
+            table, self._plan.files[src].rel, self._spec.cache_shards)
+        if missing is not None:
+            yield beam.pvalue.TaggedOutput("rejects", (src, missing))
+        if not table.num_rows:
+            return
+        score = sum(w * knn_relevance(index, vectors, self._spec.k)
+                    for index, w in self._indexes) / self._total
+        table = table.set_column(table.schema.get_field_index("n_tokens"), "n_tokens",
+                                 pa.array(np.asarray(tokens, dtype=np.int64)))
+        table = table.append_column(SCORE, pa.array(score, pa.float64()))
+        table = table.append_column(KEY, pa.array(score, pa.float64()))
+        if self._vectors:
+            flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+            table = table.append_column(VECTOR, pa.FixedSizeListArray.from_arrays(
+                flat, vectors.shape[1]))
+        yield table
+
+
+def _candidates(table: pa.Table, cut, taken: set):
+    """``((-relevance, id, source, row), tokens, relevance, vector)`` of the candidate rows."""
+    keep = in_top(table, cut, taken, COSINE)
+    if not keep.any():
+        return
+    rows = table.filter(pa.array(keep))
+    dim = rows.schema.field(VECTOR).type.list_size
+    vectors = rows.column(VECTOR).combine_chunks().flatten().to_numpy().reshape(-1, dim)
+    score = rows.column(SCORE).to_numpy()
+    for i, (ident, src, row, tokens) in enumerate(zip(
+            rows.column("id").to_pylist(), rows.column(SRC).to_pylist(),
+            rows.column(ROW).to_pylist(), rows.column("n_tokens").to_pylist(), strict=True)):
+        yield (-float(score[i]), ident, src, row), int(tokens), float(score[i]), vectors[i]
+
+
+def _pick(candidates: list, spec: RelevanceSpec) -> dict:
+    """Greedy MMR over the candidates in key order: ``(source, row) → pick rank``."""
+    candidates = sorted(candidates, key=lambda c: c[0])
+    if not candidates:
+        return {}
+    order = mmr(np.stack([c[3] for c in candidates]), np.array([c[2] for c in candidates]),
+                np.array([c[1] for c in candidates]), spec.budget, spec.mmr_lambda)
+    return {(candidates[i][0][2], candidates[i][0][3]): rank for rank, i in enumerate(order)}
+
+
+class _Select(beam.DoFn):
+    def __init__(self, spec: RelevanceSpec) -> None:
+        self._spec = spec
+
+    def setup(self) -> None:
+        self._kept = Metrics.counter(NAMESPACE, "rows_kept")
+
+    def process(self, table: pa.Table, cut, taken: set, picked: dict | None = None):
+        if picked is None:
+            keep = in_top(table, cut, taken, COSINE)
+        else:
+            src, row = table.column(SRC).to_pylist(), table.column(ROW).to_pylist()
+            keep = np.array([(s, r) in picked for s, r in zip(src, row, strict=True)], bool)
+        tokens = table.column("n_tokens").to_numpy()
+        if (~keep).any():
+            yield beam.pvalue.TaggedOutput(
+                "tally", ("dropped", "not_selected", int((~keep).sum()),
+                          int(tokens[~keep].sum())))
+        self._kept.inc(int(keep.sum()))
+        if not keep.any():
+            return
+        kept = table.filter(pa.array(keep))
+        score = kept.column(SCORE).to_numpy()
+        yield beam.pvalue.TaggedOutput("stats", (float(score.sum()), float(score.min()),
+                                                 len(score)))
+        kept = kept.append_column("weight", pa.array(np.ones(kept.num_rows)))
+        kept = kept.append_column("n_samples", pa.array(np.ones(kept.num_rows, np.int64)))
+        if picked is not None:
+            ranks = [picked[(s, r)] for s, r in zip(kept.column(SRC).to_pylist(),
+                                                    kept.column(ROW).to_pylist(), strict=True)]
+            kept = kept.append_column(RANK, pa.array(ranks, pa.int64()))
+        yield from split_by_shard(kept, self._spec.seed, self._spec.num_shards, KEY)
+
+
+def build(pipeline: beam.Pipeline, plan: InputPlan, spec: RelevanceSpec, header: dict) -> None:
+    def scored(label: str, vectors: bool = False):
+        read = pipeline | f"Read{label}" >> ReadRecords(plan)
+        out = read["records"] | f"Score{label}" >> beam.ParDo(
+            _Relevance(plan, spec, vectors)).with_outputs("rejects", main="scored")
+        return read, out
+
+    diverse = spec.mmr_lambda is not None
+    budget = spec.budget * spec.mmr_candidates if diverse else spec.budget
+    cut, taken = top_by_budget(lambda label: scored(label)[1].scored, budget, COSINE)
+    sides = [beam.pvalue.AsSingleton(cut), beam.pvalue.AsSingleton(taken)]
+    if diverse:
+        _, keyed = scored("ForCandidates", vectors=True)
+        picked = (keyed.scored | "Candidates" >> beam.FlatMap(_candidates, *sides)
+                  | "CollectCandidates" >> beam.combiners.ToList()
+                  | "MMR" >> beam.Map(_pick, spec))
+        sides.append(beam.pvalue.AsSingleton(picked))
+    read, keyed = scored("")
+    selected = keyed.scored | "Select" >> beam.ParDo(_Select(spec), *sides).with_outputs(
+        "tally", "stats", main="kept")
+    shards = selected.kept | "WriteShards" >> WriteShards(
+        spec.out_dir, output_schema(plan, spec), spec.num_shards, [KEY, "id", SRC, ROW])
+    rejects = ((read["rejects"], keyed.rejects) | "AllRejects" >> beam.Flatten()
+               | "WriteRejects" >> WriteRejects(spec.out_dir))
+    checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
+    sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
+             "rejects": rejects, "tally": selected.tally, "stats": selected.stats}
+    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _Manifest(plan, spec, header))
+
+
+class _Manifest:
+    def __init__(self, plan: InputPlan, spec: RelevanceSpec, header: dict) -> None:
+        self.plan, self.spec, self.header = plan, spec, header
+
+    def __call__(self, checksums, rows_in, shards, rejects, tally, stats) -> dict:
+        base, _ = manifest_base(self.plan, self.header, checksums, rows_in, shards, rejects)
+        shards = base["outputs"]["shards"]
+        kept = sum(e["rows"] for e in shards)
+        tokens = sum(e["tokens"] for e in shards)
+        dropped = {k: v[0] for k, v in sum_tally(tally).get("dropped", {}).items() if v[0]}
+        base["outputs"].update(rows=kept, tokens=tokens, schema=[
+            {"name": f.name, "type": str(f.type)} for f in output_schema(self.plan, self.spec)])
+        base["accounting"].update(rows_kept=kept, rows_dropped=dropped)
+        if tokens < 0.98 * self.spec.budget:
+            base["warnings"].append(f"selected {tokens:,} tokens of the {self.spec.budget:,} "
+                                    f"asked: the pool holds no more")
+        total = sum(s[0] for s in stats)
+        return {**base, "selector": {
+            **self.header.get("selector", {}),
+            "selected_rows": kept, "selected_tokens": tokens, "max_repetition": 1 if kept else 0,
+            "mean_relevance": round(total / kept, 6) if kept else None,
+            "min_relevance": round(min(s[1] for s in stats), 6) if stats else None}}
