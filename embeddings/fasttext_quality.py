@@ -56,12 +56,11 @@ class FastTextQuality:
         """``P(hq)`` per text, shape ``(n,)`` (scikit-learn: ``predict_proba[:, 1]``)."""
         if not len(texts):
             return np.zeros(0)
-        labels, probs = self.model_.predict([one_line(t) for t in texts], k=2)
-        out = np.empty(len(texts))
-        for i, (names, p) in enumerate(zip(labels, probs, strict=True)):
-            found = dict(zip(names, p, strict=True))
-            out[i] = found.get(HQ, 1.0 - found.get(CC, 0.0))
-        return np.clip(out, 0.0, 1.0)
+        # Two labels under softmax: P(hq) is the top probability or its complement.
+        labels, probs = self.model_.predict([one_line(t) for t in texts], k=1)
+        top = np.asarray(probs, dtype=np.float64).reshape(len(texts))
+        is_hq = np.fromiter((names[0] == HQ for names in labels), dtype=bool, count=len(texts))
+        return np.clip(np.where(is_hq, top, 1.0 - top), 0.0, 1.0)
 
     def save(self, path: str) -> None:
         """fastText's own ``.bin`` format (a path: the library writes files, not streams)."""
