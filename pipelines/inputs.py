@@ -128,6 +128,13 @@ def _column_type(values: list) -> pa.DataType:
             return pa.string()
 
 
+#: Columns of an earlier tamis selection that a job reads in place of writing them twice:
+#: ``n_tokens`` is counted again; a row's output ``weight`` and ``n_samples`` are its input's
+#: times this job's, so selections compose (e.g. quality filtering a crisp output).
+CARRIED = ("n_tokens", "weight", "n_samples")
+IN_WEIGHT, IN_SAMPLES = "__in_weight", "__in_n_samples"
+
+
 def plan_inputs(
     paths: Sequence[str],
     text_column: str,
@@ -219,9 +226,15 @@ def _check_columns(path, schema, text_column, required, reserved, fmt,
             raise InputError(f"{path}: column '{column}' is {schema.field(column).type}; it "
                              f"must hold single values (text, numbers)")
     for column in reserved:
-        if column in names:
+        if column in names and column not in CARRIED:
             raise InputError(f"{path}: has a column '{column}', which this job writes; "
                              f"rename it in the input")
+    for column in ("weight", "n_samples"):
+        if column in names and not (pa.types.is_integer(schema.field(column).type)
+                                    or pa.types.is_floating(schema.field(column).type)):
+            raise InputError(f"{path}: column '{column}' is {schema.field(column).type}; a "
+                             f"'{column}' column is read as an earlier selection's and must "
+                             f"be a number (rename it otherwise)")
 
 
 def _unify(files, schemas, text_column) -> pa.Schema:
@@ -229,7 +242,7 @@ def _unify(files, schemas, text_column) -> pa.Schema:
     appearance, their types promoted across files."""
     others = []
     for schema in schemas:
-        keep = [f for f in schema if f.name not in (text_column, "id")]
+        keep = [f for f in schema if f.name not in (text_column, "id", *CARRIED)]
         others.append(pa.schema(keep))
     try:
         merged = pa.unify_schemas(others, promote_options="permissive")

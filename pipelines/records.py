@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tamis.pipelines.files import filesystem, numbered_lines
-from tamis.pipelines.inputs import InputFile, InputPlan, Unit
+from tamis.pipelines.inputs import IN_SAMPLES, IN_WEIGHT, InputFile, InputPlan, Unit
 from tamis.selectors.tokens import count_tokens
 
 SRC, ROW = "__src", "__row"
@@ -100,6 +100,11 @@ def _clean(plan: InputPlan, src: int, table: pa.Table, rows: np.ndarray,
             columns[fld.name] = pa.nulls(kept.num_rows, fld.type)
     out = pa.Table.from_pydict(columns, schema=plan.schema)
     out = out.append_column("n_tokens", pa.array(count_tokens(out.column(plan.text_column))))
+    for name, carried, kind in (("weight", IN_WEIGHT, pa.float64()),
+                                ("n_samples", IN_SAMPLES, pa.int64())):
+        if name in kept.column_names:  # the output of an earlier selection
+            value = pc.fill_null(kept.column(name).cast(kind), pa.scalar(1, kind))
+            out = out.append_column(carried, value)
     out = out.append_column(SRC, pa.array(np.full(out.num_rows, src, dtype=np.int32)))
     out = out.append_column(ROW, pa.array(rows[~bad]))
     return out, pa.Table.from_pylist(pre_rejected + rejects, schema=REJECTS_SCHEMA)

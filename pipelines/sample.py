@@ -27,6 +27,7 @@ from tamis.pipelines.stages import (
     WriteManifest,
     WriteRejects,
     WriteShards,
+    compose_upstream,
     manifest_base,
     selected_schema,
     sum_tally,
@@ -178,6 +179,7 @@ class _Select(beam.DoFn):
         w = np.array([weights[rows_of[i]] for i in np.flatnonzero(keep)], dtype=np.float64)
         kept = kept.append_column("weight", pa.array(w))
         kept = kept.append_column("n_samples", pa.array(np.ones(kept.num_rows, np.int64)))
+        kept = compose_upstream(kept)
         shard = (kept.column(KEY).to_numpy() & np.uint64(0xFFFFFFFF)) % np.uint64(
             self._spec.num_shards)
         for s in np.unique(shard):

@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, sha256_file
-from tamis.pipelines.inputs import InputPlan
+from tamis.pipelines.inputs import IN_SAMPLES, IN_WEIGHT, InputPlan
 from tamis.pipelines.records import REJECTS_SCHEMA, read_unit
 from tamis.pipelines.shards import shard_name, write_table
 from tamis.selectors.sampling import row_keys
@@ -222,6 +223,7 @@ def split_by_shard(kept: pa.Table, seed: int, num_shards: int, key: str = "__key
     """``(shard, rows)`` pairs of a table of kept rows. Each row gets its sampling key (a hash
     of (seed, id)), by which shards are sorted, so a shard's rows come in random order, and its
     shard from the key's low bits: the same on any worker, in any order."""
+    kept = compose_upstream(kept)
     order = row_keys(kept.column("id").to_pylist(), seed)
     column = pa.array(order, pa.uint64())
     if key in kept.column_names:
@@ -231,6 +233,16 @@ def split_by_shard(kept: pa.Table, seed: int, num_shards: int, key: str = "__key
     shard = (order & np.uint64(0xFFFFFFFF)) % np.uint64(num_shards)
     for s in np.unique(shard):
         yield int(s), kept.filter(pa.array(shard == s))
+
+
+def compose_upstream(kept: pa.Table) -> pa.Table:
+    """Rows read from an earlier selection: weights and draw counts multiply."""
+    for name, carried in (("weight", IN_WEIGHT), ("n_samples", IN_SAMPLES)):
+        if carried in kept.column_names and name in kept.column_names:
+            product = pc.multiply(kept.column(name), kept.column(carried))
+            kept = kept.set_column(kept.schema.get_field_index(name), name, product)
+            kept = kept.drop_columns([carried])
+    return kept
 
 
 def selected_schema(plan: InputPlan, *extra: pa.Field) -> pa.Schema:

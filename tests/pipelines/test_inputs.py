@@ -94,3 +94,27 @@ def test_listing_order_and_repeats_do_not_matter(tmp_path):
     two = plan_inputs([str(a), str(b)], "text")
     assert one == two
     assert [f.rel for f in one.files] == ["a.parquet", "b.parquet"]
+
+
+def test_an_earlier_selection_is_read_with_its_weights_carried(tmp_path):
+    from tamis.pipelines.records import read_unit
+    from tamis.pipelines.stages import compose_upstream
+
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["x y", "z"], "n_tokens": [9, 9],
+                             "weight": [2.0, None], "n_samples": [3, 1]}),
+                   tmp_path / "sel.parquet")
+    plan = plan_inputs([str(tmp_path / "sel.parquet")], "text",
+                       reserved_columns=["n_tokens", "weight", "n_samples", "score"])
+    assert plan.schema.names == ["id", "text"]  # the job writes these columns anew
+    (records, _), = list(read_unit(plan, plan.units[0]))
+    assert records.column("n_tokens").to_pylist() == [2, 1]
+    records = records.append_column("weight", pa.array([0.5, 4.0]))
+    records = records.append_column("n_samples", pa.array([2, 2]))
+    out = compose_upstream(records)
+    assert out.column("weight").to_pylist() == [1.0, 4.0]  # a null input weight counts as 1
+    assert out.column("n_samples").to_pylist() == [6, 2]
+    assert "__in_weight" not in out.column_names
+    pq.write_table(pa.table({"id": ["a"], "text": ["x"], "weight": ["heavy"]}),
+                   tmp_path / "odd.parquet")
+    with pytest.raises(InputError, match="odd.parquet: column 'weight' is string"):
+        plan_inputs([str(tmp_path / "odd.parquet")], "text")

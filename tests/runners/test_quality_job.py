@@ -171,3 +171,24 @@ def test_classifier_settings_are_checked(tmp_path, pool, run_cli, keys, message)
     config = write_config(tmp_path / "bad.yaml", **{**base, **keys})
     code, _, err = run_cli("quality", config)
     assert code != 0 and message in err and "Traceback" not in err
+
+
+def test_quality_filters_an_earlier_selection_and_keeps_its_weights(tmp_path, pool, run_cli):
+    sampled = write_config(tmp_path / "s.yaml", inputs=[str(pool)], output=str(tmp_path / "s"),
+                           budget={"rows": 600}, stratify_by="domain", allocation="equal")
+    assert run_cli("sample", sampled, "--workers", "1")[0] == 0
+    upstream = pq.read_table(tmp_path / "s" / "data")
+    weights = dict(zip(upstream.column("id").to_pylist(), upstream.column("weight").to_pylist(),
+                       strict=True))
+    assert len(set(weights.values())) > 1  # equal allocation: strata weigh differently
+    manifest = run(run_cli, tmp_path, "q", pool=tmp_path / "s" / "data", keep_top=0.5)
+    assert manifest["accounting"]["rows_in"] == 600
+    table = pq.read_table(tmp_path / "q" / "data")
+    assert table.column_names.count("weight") == 1 and "__in_weight" not in table.column_names
+    for i, w, n in zip(table.column("id").to_pylist(), table.column("weight").to_pylist(),
+                       table.column("n_samples").to_pylist(), strict=True):
+        assert w == pytest.approx(weights[i]) and n == 1
+    # the tokens are counted again, not taken from the input
+    assert table.column("n_tokens").to_pylist() == [
+        upstream.filter(pa.compute.equal(upstream.column("id"), i)).column("n_tokens")[0]
+        .as_py() for i in table.column("id").to_pylist()]
