@@ -24,7 +24,7 @@ from apache_beam.metrics import Metrics
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, join, write_atomically
 from tamis.pipelines.shards import write_table
-from tamis.pipelines.stages import NAMESPACE, WriteManifest
+from tamis.pipelines.stages import NAMESPACE, DataError, WriteManifest
 from tamis.pipelines.vectors import Cache, ReadDocumentVectors
 from tamis.selectors.clusters import HierarchicalKMeans
 from tamis.selectors.sampling import row_keys
@@ -68,7 +68,10 @@ def _sample(item, seed: int):
 def _fit(sample: list, spec: ClusterSpec) -> str:
     rows = sorted(sample, key=lambda s: (s[0], s[1]))
     x = np.stack([r[2] for r in rows]) if rows else np.zeros((0, 1), np.float32)
-    model = spec.model().fit(x)
+    try:
+        model = spec.model().fit(x)
+    except ValueError as exc:
+        raise DataError(f"cannot fit the clusters: {exc}") from None
     buffer = io.BytesIO()
     model.save(buffer)
     path = join(spec.out_dir, MODEL)

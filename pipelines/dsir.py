@@ -23,6 +23,7 @@ from tamis.pipelines.records import ROW, SRC
 from tamis.pipelines.stages import (
     NAMESPACE,
     ChecksumInputs,
+    DataError,
     ReadRecords,
     WriteManifest,
     WriteRejects,
@@ -85,7 +86,7 @@ class _Fit(beam.CombineFn):
 
 def _fit(raw: np.ndarray, target: np.ndarray, spec: DsirSpec) -> np.ndarray:
     if raw is None or target is None:
-        raise ValueError("DSIR needs words in both the pool and the target set")
+        raise DataError("DSIR needs words in both the pool and the target set")
     selector = spec.selector()
     selector.target_probs_ = target / target.sum()
     selector.raw_probs_ = raw / raw.sum()

@@ -31,6 +31,7 @@ from tamis.pipelines.records import ROW, SRC
 from tamis.pipelines.stages import (
     NAMESPACE,
     ChecksumInputs,
+    DataError,
     ReadRecords,
     WriteManifest,
     WriteRejects,
@@ -135,8 +136,8 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
     else:
         negatives = candidates[:n]
     if not positives or not negatives:
-        raise ValueError(f"quality needs positives and negatives, got {len(positives)} and "
-                         f"{len(negatives)}")
+        raise DataError(f"quality needs positives and negatives, got {len(positives)} and "
+                        f"{len(negatives)} (after rejecting empty and invalid texts)")
     held_p = holdout_mask([p[1] for p in positives], spec.holdout, spec.seed)
     held_n = holdout_mask([c[1] for c in negatives], spec.holdout, spec.seed)
     every_p, every_n = np.ones(len(positives), bool), np.ones(len(negatives), bool)

@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 NAMESPACE = "tamis"
 
 
+class DataError(ValueError):
+    """Data met while the pipeline runs that the job cannot go on with (no negatives left to
+    train on, too few documents to cluster). The CLI prints its message, not a traceback."""
+
+
 class _ReadUnit(beam.DoFn):
     def __init__(self, plan: InputPlan) -> None:
         self._plan = plan

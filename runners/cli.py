@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import re
 import sys
 import tempfile
 import time
@@ -24,6 +25,7 @@ from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, join
 from tamis.pipelines.inputs import InputError
 from tamis.pipelines.progress import ProgressMonitor
+from tamis.pipelines.stages import DataError
 from tamis.pipelines.vectors import CacheError
 from tamis.runners import compose
 from tamis.runners import config as cfg
@@ -31,6 +33,30 @@ from tamis.runners.jobs import JOBS, METHODS, Context, Job, Prepared
 from tamis.runners.profiles import RUNNERS, RunnerError, default_workers, pipeline_options
 
 log = logging.getLogger("tamis")
+
+
+class JobFailed(RuntimeError):
+    """A pipeline stopped on its data (a :class:`DataError` raised in a worker)."""
+
+
+#: How a DataError reads once a runner has passed it on, maybe from another process.
+_DATA_ERROR = re.compile(r"DataError: (.+?)(?: \[while running '([^']+)'\])?$", re.MULTILINE)
+
+
+def data_error(exc: BaseException) -> str | None:
+    """The message of the DataError behind ``exc``, with the stage it stopped in, if any."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, DataError):
+            text = str(seen)
+            stage = re.search(r" \[while running '([^']+)'\]$", text)
+            return re.sub(r" \[while running '[^']+'\]$", "", text) + (
+                f" (in stage {stage.group(1)})" if stage else "")
+        found = _DATA_ERROR.search(str(seen))
+        if found:
+            return found.group(1) + (f" (in stage {found.group(2)})" if found.group(2) else "")
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class UsageError(ValueError):
@@ -87,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             CacheError) as exc:
         print(f"tamis: error: {exc}", file=sys.stderr)
         return 2
+    except JobFailed as exc:
+        print(f"tamis: error: {exc}; the job stopped before its manifest was written (-v shows "
+              f"Beam's logs)", file=sys.stderr)
+        return 1
 
 
 def verify(out_dir: str) -> int:
@@ -154,6 +184,11 @@ def run_job(job: Job, args: argparse.Namespace, beam_args: list[str], data: dict
         try:
             with make_pipeline(args.runner, options) as pipeline:
                 job.build(pipeline, prepared)
+        except Exception as exc:
+            message = data_error(exc)
+            if message is None:
+                raise
+            raise JobFailed(message) from None
         finally:
             if monitor:
                 monitor.stop()

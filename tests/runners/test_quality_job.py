@@ -192,3 +192,13 @@ def test_quality_filters_an_earlier_selection_and_keeps_its_weights(tmp_path, po
     assert table.column("n_tokens").to_pylist() == [
         upstream.filter(pa.compute.equal(upstream.column("id"), i)).column("n_tokens")[0]
         .as_py() for i in table.column("id").to_pylist()]
+
+
+def test_a_pool_without_usable_text_stops_with_one_clear_line(tmp_path, run_cli):
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["", "  "]}), tmp_path / "pool.parquet")
+    config = write_config(tmp_path / "q.yaml", inputs=[str(tmp_path / "pool.parquet")],
+                          positives=[str(DEMO / "specialist")], output=str(tmp_path / "out"))
+    code, _, err = run_cli("quality", config, "--workers", "1")
+    assert code == 1 and "Traceback" not in err
+    assert "quality needs positives and negatives, got 150 and 0" in err
+    assert not (tmp_path / "out" / "manifest.json").exists()
