@@ -15,6 +15,7 @@ float per row, the approximate one a few thousand.
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 
-from tamis.embeddings.fasttext_quality import FastTextQuality
+from tamis.embeddings.fasttext_quality import CC, HQ, FastTextQuality
 from tamis.pipelines.files import filesystem, join, write_atomically
 from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import ROW, SRC
@@ -148,16 +149,40 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
     model = spec.model().fit(_features(positives, every_p), _features(negatives, every_n))
     path = join(spec.out_dir, spec.model_file)
     _save(model, path)
+    about = {"classifier": spec.classifier, "heldout_accuracy": held_accuracy,
+             "holdout": spec.holdout, "heldout_documents": int(len(labels)),
+             "positives": len(positives), "negatives": len(negatives),
+             "length_match": spec.length_match, "seed": spec.seed}
+    if spec.classifier == "fasttext":
+        about["fasttext"] = {"lr": spec.lr, "dim": spec.dim, "epoch": spec.epoch,
+                             "word_ngrams": spec.word_ngrams, "labels": [HQ, CC]}
+    else:
+        about["logistic"] = {"C": model.C_, "Cs": list(spec.Cs)}
+    text = json.dumps(about, indent=1).encode()
+    write_atomically(_description(path), lambda f: f.write(text))
     return {"path": path, "heldout_accuracy": held_accuracy, "positives": len(positives),
             "negatives": len(negatives),
             "hq_scores": model.score(_features(positives, every_p)).tolist(),
             "negative_mean_length": float(np.mean([_length(c) for c in negatives]))}
 
 
+def _description(model_path: str) -> str:
+    """``models/quality.json`` beside ``models/quality.bin`` or ``.npz``."""
+    return model_path.rsplit(".", 1)[0] + ".json"
+
+
 def _reuse(spec: QualitySpec) -> dict:
-    """A trained model from an earlier run; its training figures are not known here."""
-    return {"path": spec.model_path, "heldout_accuracy": None, "positives": 0,
-            "negatives": 0, "hq_scores": [], "negative_mean_length": float("nan")}
+    """A trained model from an earlier run, with the figures its description gives."""
+    about = {}
+    fs, inner = filesystem(_description(spec.model_path))
+    try:
+        with fs.open_input_stream(inner) as f:
+            about = json.loads(f.read())
+    except (FileNotFoundError, OSError, ValueError):
+        pass
+    return {"path": spec.model_path, "heldout_accuracy": about.get("heldout_accuracy"),
+            "positives": about.get("positives", 0), "negatives": about.get("negatives", 0),
+            "hq_scores": [], "negative_mean_length": float("nan")}
 
 
 def _save(model: FastTextQuality | EmbeddingLogistic, path: str) -> None:

@@ -89,6 +89,10 @@ def test_a_trained_model_scores_another_run_without_training(tmp_path, pool, run
     assert code == 0, err
     again = json.loads((tmp_path / "reuse" / "manifest.json").read_text())
     assert again["accounting"]["rows_kept"] == first["accounting"]["rows_kept"]
+    about = json.loads((tmp_path / "train" / "models" / "quality.json").read_text())
+    assert about["heldout_accuracy"] == first["selector"]["heldout_accuracy"]
+    assert about["fasttext"]["word_ngrams"] == 2 and about["negatives"] == 400
+    assert again["selector"]["heldout_accuracy"] == about["heldout_accuracy"]
     a = pq.read_table(tmp_path / "train" / "data").sort_by("id")
     b = pq.read_table(tmp_path / "reuse" / "data").sort_by("id")
     assert a.column("quality_score").equals(b.column("quality_score"))
@@ -148,6 +152,8 @@ def test_embedding_scores_match_the_saved_logistic_model(tmp_path, pool, caches,
     expected = model.score(np.stack([vectors[i] for i in ids]))
     np.testing.assert_allclose(table.column("quality_score").to_numpy(), expected, rtol=1e-12)
     assert manifest["accounting"]["rows_kept"] == 1247
+    about = json.loads((tmp_path / "emb" / "models" / "quality.json").read_text())
+    assert about["classifier"] == "embedding" and about["logistic"]["C"] == model.C_
 
     config = write_config(tmp_path / "reuse.yaml", inputs=[str(pool)], classifier="embedding",
                           embeddings=caches["embeddings"], output=str(tmp_path / "reuse"),
