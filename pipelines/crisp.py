@@ -22,18 +22,15 @@ from apache_beam.metrics import Metrics
 
 from tamis.pipelines.cluster import load_model
 from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.records import ROW, SRC
+from tamis.pipelines.records import SRC
 from tamis.pipelines.stages import (
     NAMESPACE,
-    ChecksumInputs,
     ReadRecords,
-    WriteManifest,
-    WriteRejects,
-    WriteShards,
     manifest_base,
     selected_schema,
     split_by_shard,
     sum_tally,
+    write_outputs,
 )
 from tamis.pipelines.vectors import batch_vectors
 from tamis.selectors import importance as imp
@@ -128,14 +125,9 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, spec: CrispSpec, header: dic
     read = pipeline | "ReadRecords" >> ReadRecords(plan)
     drawn = read["records"] | "Draw" >> beam.ParDo(_Draw(plan, spec)).with_outputs(
         "tally", "stats", "rejects", main="kept")
-    shards = drawn.kept | "WriteShards" >> WriteShards(
-        spec.out_dir, output_schema(plan, spec.levels), spec.num_shards, [KEY, "id", SRC, ROW])
-    rejects = ((read["rejects"], drawn.rejects) | "AllRejects" >> beam.Flatten()
-               | "WriteRejects" >> WriteRejects(spec.out_dir))
-    checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
-    sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
-             "rejects": rejects, "tally": drawn.tally, "stats": drawn.stats}
-    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _Manifest(plan, spec, header))
+    write_outputs(pipeline, plan, spec.out_dir, output_schema(plan, spec.levels),
+                  spec.num_shards, drawn.kept, read["rows_in"], [read["rejects"], drawn.rejects],
+                  _Manifest(plan, spec, header), tally=drawn.tally, stats=drawn.stats)
 
 
 class _Manifest:

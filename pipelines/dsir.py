@@ -19,19 +19,15 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 
 from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.records import ROW, SRC
 from tamis.pipelines.stages import (
     NAMESPACE,
-    ChecksumInputs,
     DataError,
     ReadRecords,
-    WriteManifest,
-    WriteRejects,
-    WriteShards,
     manifest_base,
     selected_schema,
     split_by_shard,
     sum_tally,
+    write_outputs,
 )
 from tamis.pipelines.topk import ASINH, KEY, in_top, top_by_budget
 from tamis.selectors.dsir import HashedNgramSelector, gumbel_keys
@@ -156,13 +152,9 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, target: InputPlan, spec: Dsi
     selected = keyed | "Select" >> beam.ParDo(
         _Select(spec), beam.pvalue.AsSingleton(cut), beam.pvalue.AsSingleton(taken)
     ).with_outputs("tally", main="kept")
-    shards = selected.kept | "WriteShards" >> WriteShards(
-        spec.out_dir, output_schema(plan), spec.num_shards, [KEY, "id", SRC, ROW])
-    rejects = read["rejects"] | "WriteRejects" >> WriteRejects(spec.out_dir)
-    checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
-    sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
-             "rejects": rejects, "tally": selected.tally}
-    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _Manifest(plan, spec, header))
+    write_outputs(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
+                  selected.kept, read["rows_in"], [read["rejects"]],
+                  _Manifest(plan, spec, header), tally=selected.tally)
 
 
 class _Manifest:

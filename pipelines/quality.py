@@ -28,19 +28,16 @@ from apache_beam.metrics import Metrics
 from tamis.embeddings.fasttext_quality import CC, HQ, FastTextQuality
 from tamis.pipelines.files import filesystem, join, write_atomically
 from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.records import ROW, SRC
+from tamis.pipelines.records import SRC
 from tamis.pipelines.stages import (
     NAMESPACE,
-    ChecksumInputs,
     DataError,
     ReadRecords,
-    WriteManifest,
-    WriteRejects,
-    WriteShards,
     manifest_base,
     selected_schema,
     split_by_shard,
     sum_tally,
+    write_outputs,
 )
 from tamis.pipelines.vectors import ReadDocumentVectors, batch_vectors, open_cache
 from tamis.selectors.importance import uniforms
@@ -338,15 +335,10 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan | None,
     filtered = (scored.scored
                 | "Filter" >> beam.ParDo(_Filter(spec), beam.pvalue.AsSingleton(threshold))
                 .with_outputs("tally", "stats", main="kept"))
-    shards = filtered.kept | "WriteShards" >> WriteShards(
-        spec.out_dir, output_schema(plan), spec.num_shards, [KEY, "id", SRC, ROW])
-    rejects = ((read["rejects"], scored.rejects) | "AllRejects" >> beam.Flatten()
-               | "WriteRejects" >> WriteRejects(spec.out_dir))
-    checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
-    sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
-             "rejects": rejects, "tally": filtered.tally, "stats": filtered.stats,
-             "trained": trained, "threshold": threshold}
-    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _Manifest(plan, spec, header))
+    write_outputs(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
+                  filtered.kept, read["rows_in"], [read["rejects"], scored.rejects],
+                  _Manifest(plan, spec, header), tally=filtered.tally, stats=filtered.stats,
+                  trained=trained, threshold=threshold)
 
 
 class _Manifest:

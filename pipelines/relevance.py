@@ -25,15 +25,12 @@ from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import ROW, SRC
 from tamis.pipelines.stages import (
     NAMESPACE,
-    ChecksumInputs,
     ReadRecords,
-    WriteManifest,
-    WriteRejects,
-    WriteShards,
     manifest_base,
     selected_schema,
     split_by_shard,
     sum_tally,
+    write_outputs,
 )
 from tamis.pipelines.topk import COSINE, KEY, in_top, top_by_budget
 from tamis.pipelines.vectors import batch_vectors, open_cache, read_documents
@@ -185,14 +182,9 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, spec: RelevanceSpec, header:
     read, keyed = scored("")
     selected = keyed.scored | "Select" >> beam.ParDo(_Select(spec), *sides).with_outputs(
         "tally", "stats", main="kept")
-    shards = selected.kept | "WriteShards" >> WriteShards(
-        spec.out_dir, output_schema(plan, spec), spec.num_shards, [KEY, "id", SRC, ROW])
-    rejects = ((read["rejects"], keyed.rejects) | "AllRejects" >> beam.Flatten()
-               | "WriteRejects" >> WriteRejects(spec.out_dir))
-    checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
-    sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
-             "rejects": rejects, "tally": selected.tally, "stats": selected.stats}
-    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _Manifest(plan, spec, header))
+    write_outputs(pipeline, plan, spec.out_dir, output_schema(plan, spec), spec.num_shards,
+                  selected.kept, read["rows_in"], [read["rejects"], keyed.rejects],
+                  _Manifest(plan, spec, header), tally=selected.tally, stats=selected.stats)
 
 
 class _Manifest:

@@ -22,15 +22,12 @@ from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import ROW, SRC
 from tamis.pipelines.stages import (
     NAMESPACE,
-    ChecksumInputs,
     ReadRecords,
-    WriteManifest,
-    WriteRejects,
-    WriteShards,
     compose_upstream,
     manifest_base,
     selected_schema,
     sum_tally,
+    write_outputs,
 )
 from tamis.selectors.sampling import UniformSampler, select_boundary, stratum_weights
 
@@ -236,14 +233,10 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, spec: SampleSpec, header: di
     """Add the whole ``sample`` job to ``pipeline``; ``header`` opens the manifest (job,
     config, config_hash, seed, warnings)."""
     sample = pipeline | "SampleUniform" >> SampleUniform(plan, spec)
-    shards = sample["kept"] | "WriteShards" >> WriteShards(
-        spec.out_dir, output_schema(plan), spec.num_shards, [KEY, "id", SRC, ROW])
-    rejects = sample["rejects"] | "WriteRejects" >> WriteRejects(spec.out_dir)
-    checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
-    sides = {"checksums": checksums, "rows_in": sample["rows_in"], "shards": shards,
-             "rejects": rejects, "tally": sample["tally"], "sampler": sample["sampler"],
-             "resolved": sample["resolved"]}
-    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _ManifestBuilder(plan, spec, header))
+    write_outputs(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
+                  sample["kept"], sample["rows_in"], [sample["rejects"]],
+                  _ManifestBuilder(plan, spec, header), tally=sample["tally"],
+                  sampler=sample["sampler"], resolved=sample["resolved"])
 
 
 class _ManifestBuilder:

@@ -19,7 +19,7 @@ from apache_beam.metrics import Metrics
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, sha256_file
 from tamis.pipelines.inputs import IN_SAMPLES, IN_WEIGHT, InputPlan
-from tamis.pipelines.records import REJECTS_SCHEMA, read_unit
+from tamis.pipelines.records import REJECTS_SCHEMA, ROW, SRC, read_unit
 from tamis.pipelines.shards import shard_name, write_table
 from tamis.selectors.sampling import row_keys
 
@@ -179,6 +179,22 @@ class WriteManifest(beam.PTransform):
         sides = {k: beam.pvalue.AsList(v) for k, v in side_inputs.items()}
         pipeline = next(iter(side_inputs.values())).pipeline
         return pipeline | "Once" >> beam.Create([None]) | "Write" >> beam.Map(finish, **sides)
+
+
+def write_outputs(pipeline: beam.Pipeline, plan: InputPlan, out_dir: str, schema: pa.Schema,
+                  num_shards: int, kept, rows_in, rejects, build: Callable[..., dict],
+                  **sides) -> None:
+    """The end every selection job shares: ``kept`` ``(shard, table)`` pairs into shards (rows
+    sorted by their key), every rejects PCollection in ``rejects`` into rejects shards, the
+    inputs' checksums, then the manifest from ``build(checksums, rows_in, shards, rejects,
+    **sides)``."""
+    shards = kept | "WriteShards" >> WriteShards(out_dir, schema, num_shards,
+                                                 ["__key", "id", SRC, ROW])
+    written = (tuple(rejects) | "AllRejects" >> beam.Flatten()
+               | "WriteRejects" >> WriteRejects(out_dir))
+    checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
+    _ = ({"checksums": checksums, "rows_in": rows_in, "shards": shards, "rejects": written,
+          **sides} | "WriteManifest" >> WriteManifest(out_dir, build))
 
 
 def sum_tally(items: list[tuple]) -> dict:
