@@ -80,6 +80,17 @@ def shares(table: pa.Table) -> dict[str, float]:
     return {d: v / total for d, v in amount.items()}
 
 
+def target_rates(root: Path, budget: float):
+    """Brute force from the artifacts: the Python specialist's histogram over the 16 leaves,
+    the pool's rows and tokens per leaf, and the draw rates for ``budget``."""
+    model = load_model(str(root / "clusters" / "clusters.npz"))
+    spec = open_cache(str(root / "python-emb"))
+    _, vectors, _ = read_documents(spec.shard_path(spec.shards[0]))
+    target = imp.histogram(model.assign(vectors)[:, 1], 16)
+    pool_rows, pool_tokens = read_counts(str(root / "clusters"), 1)
+    return target, pool_rows, pool_tokens, imp.rates(target, pool_tokens, budget)
+
+
 def test_cluster_assigns_every_document_at_every_level(world):
     root, manifest = world
     assert manifest["accounting"]["rows_in"] == manifest["accounting"]["rows_kept"] == 1200
@@ -106,12 +117,7 @@ def test_crisp_selects_the_specialist_domain_with_brute_force_counts(world):
     pool_share = np.mean(np.asarray(pool.column("domain").to_pylist()) == "python_docs")
     assert shares(table)["python_docs"] > 2 * pool_share
     # brute force: histograms, weights, rates and Poisson counts from the artifacts
-    model = load_model(str(root / "clusters" / "clusters.npz"))
-    spec = open_cache(str(root / "python-emb"))
-    _, vectors, _ = read_documents(spec.shard_path(spec.shards[0]))
-    target = imp.histogram(model.assign(vectors)[:, 1], 16)
-    _, pool_tokens = read_counts(str(root / "clusters"), 1)
-    rates = imp.rates(target, pool_tokens, 30_000)
+    target, _, pool_tokens, rates = target_rates(root, 30_000)
     w = imp.weights(target, pool_tokens)
     clusters = table.column("cluster_l1").to_numpy()
     expected = imp.draw_counts(table.column("id").to_pylist(), clusters, rates, 3, 16)
@@ -132,12 +138,7 @@ def test_draws_without_replacement_repeat_only_exhausted_clusters(world):
     manifest = run_manifest(crisp_config(root, "norep", sampler="without_replacement",
                                          budget={"tokens": 60_000}), "crisp", "--workers", "2")
     table = pq.read_table(root / "norep" / "data")
-    model = load_model(str(root / "clusters" / "clusters.npz"))
-    spec = open_cache(str(root / "python-emb"))
-    _, vectors, _ = read_documents(spec.shard_path(spec.shards[0]))
-    target = imp.histogram(model.assign(vectors)[:, 1], 16)
-    pool_rows, pool_tokens = read_counts(str(root / "clusters"), 1)
-    rates = imp.rates(target, pool_tokens, 60_000)
+    _, pool_rows, _, rates = target_rates(root, 60_000)
     assert rates.max() > 1 > rates[rates > 0].min()  # some clusters are exhausted, some not
     clusters = table.column("cluster_l1").to_numpy()
     n = table.column("n_samples").to_numpy()

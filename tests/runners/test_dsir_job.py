@@ -77,7 +77,9 @@ def test_select_names_a_method(tmp_path, pool, run_cli):
     assert json.loads((tmp_path / "u" / "manifest.json").read_text())["job"] == "sample"
     config = write_config(tmp_path / "x.yaml", method="random", inputs=[str(pool)])
     code, _, err = run_cli("select", config)
-    assert code == 2 and "'method' must be one of uniform, dsir, crisp, relevance, mmr, hybrid, got 'random'" in err
+    assert code == 2
+    assert ("'method' must be one of uniform, dsir, crisp, relevance, mmr, hybrid, got "
+            "'random'") in err
 
 
 def test_a_budget_over_the_eligible_pool_has_no_cut_off_bin():
