@@ -111,15 +111,29 @@ def top_fraction_threshold(scores: np.ndarray, keep: float) -> float:
     return float(ordered[k - 1])
 
 
+def ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties given their mean rank."""
+    values, inverse, counts = np.unique(np.asarray(x), return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts  # rank - 1 of each value's first occurrence
+    return (first + (counts + 1) / 2.0)[inverse]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (Pearson's on tie-averaged ranks); nan if one side is
+    constant."""
+    rx, ry = ranks(x), ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = np.sqrt((rx * rx).sum() * (ry * ry).sum())
+    return float((rx * ry).sum() / denominator) if denominator else float("nan")
+
+
 def diagnostics(pool_scores: np.ndarray, pool_lengths: np.ndarray,
                 hq_scores: np.ndarray, threshold: float, bins: int = 20) -> dict:
     """What the papers ask to see: the share of the high-quality set that passes, the
     correlation of score with length (Spearman), and the score distribution."""
-    from scipy.stats import spearmanr
-
     pool_scores = np.asarray(pool_scores, dtype=np.float64)
     hist, edges = np.histogram(pool_scores, bins=bins, range=(0.0, 1.0))
-    rho = spearmanr(pool_scores, pool_lengths).statistic if len(pool_scores) > 2 else None
+    rho = spearman(pool_scores, pool_lengths) if len(pool_scores) > 2 else None
     return {
         "threshold": threshold,
         "hq_pass_share": float(np.mean(np.asarray(hq_scores) >= threshold))

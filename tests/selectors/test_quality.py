@@ -66,3 +66,15 @@ def test_holdout_is_a_pure_function_of_ids():
     mask = holdout_mask(ids, 0.2, seed=3)
     assert abs(mask.mean() - 0.2) < 0.02
     assert np.array_equal(mask[::-1], holdout_mask(ids[::-1], 0.2, seed=3))
+
+
+def test_spearman_matches_scipy_with_ties():
+    from scipy.stats import spearmanr
+
+    from tamis.selectors.quality import spearman
+
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 20, 500).astype(float)
+    y = x * 0.5 + rng.integers(0, 10, 500)
+    assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert np.isnan(spearman(np.ones(5), np.arange(5)))
