@@ -18,14 +18,16 @@ def test_estimate_scales_with_bytes():
     assert estimate_tokens(48_000) == 10_000
 
 
-def test_the_ascii_fast_path_counts_as_the_regex_does():
+def test_the_byte_classes_count_as_the_regex_does():
     import numpy as np
     import pyarrow.compute as pc
 
     from tamis.selectors.tokens import TOKEN_PATTERN
 
     rng = np.random.default_rng(0)
-    alphabet = [chr(i) for i in range(128)] + ["é", "日", "\u00a0", "\u2003"]
+    alphabet = [chr(i) for i in range(128)] + [
+        "é", "日", "\u00a0", "\u2003", "\u2028", "’", "—", "«", "\u0301", "٣", "€", "😀",
+        "𝔸", "ß", "Ω", "\u200b", "\ufeff", "ﬁ", "\U0001F3FD", "ـ", "々"]
     texts = ["".join(rng.choice(alphabet, size=rng.integers(0, 40))) for _ in range(2000)]
     texts += ["word", "a_b-c", "  lead", "trail  ", "x", "", "\x0b\x00", "it's 2024!"]
     array = pa.array(texts + [None])
