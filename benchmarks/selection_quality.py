@@ -147,7 +147,7 @@ def crisp(work: Path, budget_model: int, level: int, seed: int, cap: int = 16,
                         embeddings=str(work / "pool-emb"), clusters=str(work / tree),
                         specialists=[{"embeddings": str(work / "spec-emb")}], output=str(out),
                         budget={"tokens": budget_model}, level=level, seed=seed,
-                        repetition_cap=cap),
+                        repetition_cap=cap, sampler="poisson"),
         "--overwrite", "--workers", "1")
     return read_selection(out)
 

@@ -29,7 +29,7 @@ from tamis.pipelines.stages import DataError
 from tamis.pipelines.vectors import CacheError
 from tamis.runners import compose
 from tamis.runners import config as cfg
-from tamis.runners.jobs import JOBS, METHODS, Context, Job, Prepared
+from tamis.runners.jobs import DEFAULT_METHOD, JOBS, METHODS, Context, Job, Prepared
 from tamis.runners.profiles import RUNNERS, RunnerError, default_workers, pipeline_options
 
 log = logging.getLogger("tamis")
@@ -149,7 +149,7 @@ def _runner(args: argparse.Namespace, beam_args: list[str]) -> compose.Run:
 def select_method(data: dict) -> tuple[Job, dict]:
     """The job of a ``select`` config's ``method``, and the config without that key."""
     data = dict(data)
-    method = data.pop("method", None)
+    method = data.pop("method", DEFAULT_METHOD)
     if method not in METHODS:
         raise cfg.ConfigError(f"'method' must be one of {', '.join(METHODS)}, got {method!r}")
     name, defaults = METHODS[method]

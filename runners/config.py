@@ -337,9 +337,9 @@ class CrispConfig:
     level: int | None = None  # the tree level of the histograms; None: the finest
     smoothing: float = 0.0  # additive smoothing of the specialist histogram
     repetition_cap: int = 16  # the most times one record may be drawn
-    # poisson: the paper's draws with replacement; without_replacement: a cluster's records
-    # repeat only once all of them are drawn
-    sampler: Literal["poisson", "without_replacement"] = "poisson"
+    # without_replacement: a cluster's records repeat only once all of them are drawn (the
+    # better choice in every benchmark setting); poisson: the paper's draws with replacement
+    sampler: Literal["poisson", "without_replacement"] = "without_replacement"
     # 0: a specialist document counts in the cluster it is routed to; k > 0: it spreads over
     # its k most similar clusters of the level, ∝ exp(cosine / soft_temperature)
     soft_clusters: int = 0

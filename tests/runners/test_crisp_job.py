@@ -111,7 +111,8 @@ def test_cluster_assigns_every_document_at_every_level(world):
 
 def test_crisp_selects_the_specialist_domain_with_brute_force_counts(world):
     root, _ = world
-    manifest = run_manifest(crisp_config(root, "crisp"), "crisp", "--workers", "1")
+    manifest = run_manifest(crisp_config(root, "crisp", sampler="poisson"), "crisp",
+                            "--workers", "1")
     table = pq.read_table(root / "crisp" / "data")
     pool = pq.read_table(root / "pool")
     pool_share = np.mean(np.asarray(pool.column("domain").to_pylist()) == "python_docs")

@@ -75,6 +75,10 @@ def test_select_names_a_method(tmp_path, pool, run_cli):
                           output=str(tmp_path / "u"), budget={"rows": 10})
     assert run_cli("select", config, "--workers", "1")[0] == 0
     assert json.loads((tmp_path / "u" / "manifest.json").read_text())["job"] == "sample"
+    config = write_config(tmp_path / "d.yaml", inputs=[str(pool)], output=str(tmp_path / "d"),
+                          target=[str(pool)], budget={"tokens": 2000})
+    assert run_cli("select", config, "--workers", "1")[0] == 0  # no method: the default
+    assert json.loads((tmp_path / "d" / "manifest.json").read_text())["job"] == "dsir"
     config = write_config(tmp_path / "x.yaml", method="random", inputs=[str(pool)])
     code, _, err = run_cli("select", config)
     assert code == 2
