@@ -14,10 +14,11 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 from apache_beam.metrics import Metrics
 
 from tamis.pipelines import manifest as mf
-from tamis.pipelines.files import filesystem, sha256_file
+from tamis.pipelines.files import filesystem, join, sha256_file, write_atomically
 from tamis.pipelines.inputs import IN_SAMPLES, IN_WEIGHT, InputPlan
 from tamis.pipelines.records import REJECTS_SCHEMA, ROW, SRC, read_unit
 from tamis.pipelines.shards import shard_name, write_table
@@ -99,9 +100,41 @@ class ChecksumInputs(beam.PTransform):
         )
 
 
+#: Kept tables wait here (Arrow IPC, LZ4) until their shard is written; removed with the
+#: manifest.
+SPILL = ".spill"
+
+
+def _spill(item, out_dir: str) -> tuple[int, str]:
+    """Write one kept table to the spill folder; only its path travels to the shard writer,
+    so the shuffle before writing moves names, not rows. The name comes from the table's
+    first input row: a retried bundle rewrites the same file."""
+    index, table = item
+    src, row = table.column(SRC).to_numpy(), table.column(ROW).to_numpy()
+    first = int(np.lexsort((row, src))[0])
+    path = join(out_dir, f"{SPILL}/{index:05d}-{int(src[first])}-{int(row[first])}.arrow")
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+
+    def write(sink) -> None:
+        with pa.ipc.new_file(sink, table.schema, options=options) as writer:
+            writer.write_table(table)
+
+    write_atomically(path, write)
+    return index, path
+
+
+def _read_spilled(path: str) -> pa.Table:
+    fs, inner = filesystem(path)
+    with fs.open_input_file(inner) as f:
+        return pa.ipc.open_file(f).read_all()
+
+
 class WriteShards(beam.PTransform):
     """Group ``(shard, table)`` pairs into ``num_shards`` files under ``data/``, each sorted by
-    ``sort_by``; every shard is written, even an empty one. Returns manifest entries."""
+    ``sort_by``; every shard is written, even an empty one. Returns manifest entries.
+
+    Each kept table is spilled to a file where it is made; a shard's writer reads its files
+    back, sorts and writes the shard. Memory holds one shard, whatever the output's size."""
 
     def __init__(self, out_dir: str, schema: pa.Schema, num_shards: int,
                  sort_by: list[str]) -> None:
@@ -115,16 +148,23 @@ class WriteShards(beam.PTransform):
         out_dir, schema, n, sort_by = self._out_dir, self._schema, self._num_shards, self._sort_by
 
         def write(item) -> dict:
-            index, tables = item
-            parts = [t for t in tables if t is not None]
-            table = pa.concat_tables(parts) if parts else schema.empty_table()
+            index, paths = item
+            paths = sorted(p for p in paths if p is not None)
+            parts = [_read_spilled(p) for p in paths]
+            table = (pa.concat_tables(parts, promote_options="default") if parts
+                     else schema.empty_table())
             if parts:
                 table = table.sort_by([(c, "ascending") for c in sort_by])
-            return write_table(out_dir, f"{mf.DATA}/{shard_name(index, n)}", table, schema)
+            entry = write_table(out_dir, f"{mf.DATA}/{shard_name(index, n)}", table, schema)
+            for path in paths:
+                fs, inner = filesystem(path)
+                fs.delete_file(inner)
+            return entry
 
         every = pairs.pipeline | "ShardIndex" >> beam.Create([(i, None) for i in range(n)])
+        spilled = pairs | "Spill" >> beam.Map(_spill, out_dir)
         return (
-            (pairs, every)
+            (spilled, every)
             | "WithEmpty" >> beam.Flatten()
             | "Group" >> beam.GroupByKey()
             | "Write" >> beam.Map(write)
@@ -174,6 +214,9 @@ class WriteManifest(beam.PTransform):
             if problem:
                 raise RuntimeError(f"internal error, rows were lost: {problem}")
             mf.write_manifest(out_dir, manifest)
+            fs, inner = filesystem(join(out_dir, SPILL))
+            if fs.get_file_info(inner).type == pafs.FileType.Directory:
+                fs.delete_dir(inner)
             return out_dir
 
         sides = {k: beam.pvalue.AsList(v) for k, v in side_inputs.items()}

@@ -26,21 +26,24 @@ _ASCII = np.full(128, 2, dtype=np.uint8)
 _ASCII[[0x09, 0x0A, 0x0C, 0x0D, 0x20]] = 0
 _ASCII[[*range(ord("0"), ord("9") + 1), *range(ord("A"), ord("Z") + 1),
         *range(ord("a"), ord("z") + 1), ord("_")]] = 1
-_CODE_POINTS: np.ndarray | None = None  # the class of every code point, made when first needed
+_UNKNOWN = 255
+_CODE_POINTS = np.full(0x110000, _UNKNOWN, dtype=np.uint8)  # filled as code points are met
+_CODE_POINTS[:0x80] = _ASCII
+_CATEGORY = {"L": 1, "N": 1, "M": 1, "Z": 0}
 
 
-def _code_point_classes() -> np.ndarray:
-    global _CODE_POINTS
-    if _CODE_POINTS is None:
+def _code_point_classes(cp: np.ndarray) -> np.ndarray:
+    """The class of each code point, from its Unicode category (looked up once per process
+    for each distinct code point met)."""
+    classes = _CODE_POINTS[cp]
+    unknown = classes == _UNKNOWN
+    if unknown.any():
         import unicodedata
 
-        table = np.full(0x110000, 2, dtype=np.uint8)
-        first = {"L": 1, "N": 1, "M": 1, "Z": 0}
-        for cp in range(0x80, 0x110000):
-            table[cp] = first.get(unicodedata.category(chr(cp))[0], 2)
-        table[:0x80] = _ASCII
-        _CODE_POINTS = table
-    return _CODE_POINTS
+        for c in np.unique(cp[unknown]).tolist():
+            _CODE_POINTS[c] = _CATEGORY.get(unicodedata.category(chr(c))[0], 2)
+        classes = _CODE_POINTS[cp]
+    return classes
 
 
 def count_tokens(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -74,7 +77,7 @@ def _byte_classes(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
                   | ((b[2] & 0x3F) << 6) | (b[3] & 0x3F),
                   np.where(size == 3, ((b[0] & 0x0F) << 12) | ((b[1] & 0x3F) << 6)
                            | (b[2] & 0x3F), ((b[0] & 0x1F) << 6) | (b[1] & 0x3F)))
-    classes = _code_point_classes()[np.clip(cp, 0, 0x10FFFF)]
+    classes = _code_point_classes(np.clip(cp, 0, 0x10FFFF))
     starts = np.ones(len(raw), dtype=bool)
     kind[lead] = classes
     for i in range(1, 4):  # continuation bytes take their character's class
