@@ -23,9 +23,9 @@ from tamis.pipelines.records import ROW, SRC
 from tamis.pipelines.stages import (
     NAMESPACE,
     ReadRecords,
-    compose_upstream,
     manifest_base,
     selected_schema,
+    split_by_shard,
     sum_tally,
     write_outputs,
 )
@@ -176,11 +176,7 @@ class _Select(beam.DoFn):
         w = np.array([weights[rows_of[i]] for i in np.flatnonzero(keep)], dtype=np.float64)
         kept = kept.append_column("weight", pa.array(w))
         kept = kept.append_column("n_samples", pa.array(np.ones(kept.num_rows, np.int64)))
-        kept = compose_upstream(kept)
-        shard = (kept.column(KEY).to_numpy() & np.uint64(0xFFFFFFFF)) % np.uint64(
-            self._spec.num_shards)
-        for s in np.unique(shard):
-            yield int(s), kept.filter(pa.array(shard == s))
+        yield from split_by_shard(kept, self._spec.seed, self._spec.num_shards, KEY)
 
 
 class SampleUniform(beam.PTransform):

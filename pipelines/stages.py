@@ -7,6 +7,7 @@ between worker processes one at a time costs more than the work itself.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -16,6 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, join, sha256_file, write_atomically
@@ -103,30 +107,59 @@ class ChecksumInputs(beam.PTransform):
 #: Kept tables wait here (Arrow IPC, LZ4) until their shard is written; removed with the
 #: manifest.
 SPILL = ".spill"
+SPILL_BYTES = 64 << 20
 
 
-def _spill(item, out_dir: str) -> tuple[int, str]:
-    """Write one kept table to the spill folder; only its path travels to the shard writer,
-    so the shuffle before writing moves names, not rows. The name comes from the table's
-    first input row: a retried bundle rewrites the same file."""
-    index, table = item
-    src, row = table.column(SRC).to_numpy(), table.column(ROW).to_numpy()
-    first = int(np.lexsort((row, src))[0])
-    path = join(out_dir, f"{SPILL}/{index:05d}-{int(src[first])}-{int(row[first])}.arrow")
-    options = pa.ipc.IpcWriteOptions(compression="lz4")
+class _Spill(beam.DoFn):
+    """Kept ``(shard, table)`` pairs go to spill files where they are made, about
+    ``SPILL_BYTES`` a file, one record batch per pair; only ``(shard, (path, batch))`` travels
+    to the shard writers, so the shuffle before writing moves names, not rows. Files have
+    unique names: a retried bundle writes new ones, and only what the shuffle delivers is read.
+    """
 
-    def write(sink) -> None:
-        with pa.ipc.new_file(sink, table.schema, options=options) as writer:
-            writer.write_table(table)
+    def __init__(self, out_dir: str) -> None:
+        self._out_dir = out_dir
 
-    write_atomically(path, write)
-    return index, path
+    def start_bundle(self) -> None:
+        self._pending: list[tuple[int, pa.Table]] = []
+        self._bytes = 0
+
+    def process(self, item):
+        self._pending.append(item)
+        self._bytes += item[1].nbytes
+        if self._bytes >= SPILL_BYTES:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        for shard, where in self._flush():
+            yield WindowedValue((shard, where), MIN_TIMESTAMP, [GlobalWindow()])
+
+    def _flush(self):
+        pending, self._pending, self._bytes = self._pending, [], 0
+        by_schema: dict[pa.Schema, list[tuple[int, pa.Table]]] = {}
+        for shard, table in pending:
+            by_schema.setdefault(table.schema, []).append((shard, table))
+        options = pa.ipc.IpcWriteOptions(compression="lz4")
+        for schema, pairs in by_schema.items():
+            path = join(self._out_dir, f"{SPILL}/{uuid.uuid4().hex}.arrow")
+
+            def write(sink, schema=schema, pairs=pairs) -> None:
+                with pa.ipc.new_file(sink, schema, options=options) as writer:
+                    for _, table in pairs:
+                        writer.write_batch(table.combine_chunks().to_batches()[0]
+                                           if table.num_rows else
+                                           pa.RecordBatch.from_pylist([], schema=schema))
+
+            write_atomically(path, write)
+            for batch, (shard, _) in enumerate(pairs):
+                yield shard, (path, batch)
 
 
-def _read_spilled(path: str) -> pa.Table:
+def _read_spilled(where: tuple[str, int]) -> pa.Table:
+    path, batch = where
     fs, inner = filesystem(path)
     with fs.open_input_file(inner) as f:
-        return pa.ipc.open_file(f).read_all()
+        return pa.Table.from_batches([pa.ipc.open_file(f).get_batch(batch)])
 
 
 class WriteShards(beam.PTransform):
@@ -148,21 +181,17 @@ class WriteShards(beam.PTransform):
         out_dir, schema, n, sort_by = self._out_dir, self._schema, self._num_shards, self._sort_by
 
         def write(item) -> dict:
-            index, paths = item
-            paths = sorted(p for p in paths if p is not None)
-            parts = [_read_spilled(p) for p in paths]
+            index, places = item
+            parts = [_read_spilled(w) for w in sorted(w for w in places if w is not None)]
             table = (pa.concat_tables(parts, promote_options="default") if parts
                      else schema.empty_table())
             if parts:
                 table = table.sort_by([(c, "ascending") for c in sort_by])
-            entry = write_table(out_dir, f"{mf.DATA}/{shard_name(index, n)}", table, schema)
-            for path in paths:
-                fs, inner = filesystem(path)
-                fs.delete_file(inner)
-            return entry
+            # The spill files stay until the manifest is written: a retried writer needs them.
+            return write_table(out_dir, f"{mf.DATA}/{shard_name(index, n)}", table, schema)
 
         every = pairs.pipeline | "ShardIndex" >> beam.Create([(i, None) for i in range(n)])
-        spilled = pairs | "Spill" >> beam.Map(_spill, out_dir)
+        spilled = pairs | "Spill" >> beam.ParDo(_Spill(out_dir))
         return (
             (spilled, every)
             | "WithEmpty" >> beam.Flatten()
@@ -283,12 +312,18 @@ def manifest_base(plan: InputPlan, header: dict, checksums, rows_in, shards,
     }, rows_per_file
 
 
+#: Salts the (seed, id) hash that orders rows in shards, so that their order is independent of
+#: the (seed, id) uniforms that decided which rows were kept.
+ORDER_SALT = 0x9E3779B97F4A7C15
+
+
 def split_by_shard(kept: pa.Table, seed: int, num_shards: int, key: str = "__key"):
-    """``(shard, rows)`` pairs of a table of kept rows. Each row gets its sampling key (a hash
-    of (seed, id)), by which shards are sorted, so a shard's rows come in random order, and its
-    shard from the key's low bits: the same on any worker, in any order."""
+    """``(shard, rows)`` pairs of a table of kept rows. Each row gets an order key (a hash of
+    (seed, id) under its own salt), by which shards are sorted, so a shard's rows come in
+    random order, unrelated to why they were kept; its shard comes from the key's low bits:
+    the same on any worker, in any order."""
     kept = compose_upstream(kept)
-    order = row_keys(kept.column("id").to_pylist(), seed)
+    order = row_keys(kept.column("id").to_pylist(), int(seed) ^ ORDER_SALT)
     column = pa.array(order, pa.uint64())
     if key in kept.column_names:
         kept = kept.set_column(kept.schema.get_field_index(key), key, column)

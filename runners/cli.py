@@ -25,7 +25,7 @@ from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, join
 from tamis.pipelines.inputs import InputError
 from tamis.pipelines.progress import ProgressMonitor
-from tamis.pipelines.stages import DataError
+from tamis.pipelines.stages import SPILL, DataError
 from tamis.pipelines.vectors import CacheError
 from tamis.runners import compose
 from tamis.runners import config as cfg
@@ -238,7 +238,7 @@ def _clear_output(out: str, overwrite: bool, reusable_job: str | None = None) ->
     if not overwrite:
         raise UsageError(f"output folder {out} is not empty; choose another 'output' or pass "
                          f"--overwrite to replace its shards and manifest")
-    ours = {mf.MANIFEST, mf.DATA, mf.REJECTS, "models"}
+    ours = {mf.MANIFEST, mf.DATA, mf.REJECTS, "models", SPILL}
     strangers = [e.base_name for e in entries if e.base_name not in ours]
     if strangers:
         raise UsageError(f"output folder {out} holds files tamis did not write "

@@ -152,6 +152,14 @@ def test_draws_without_replacement_repeat_only_exhausted_clusters(world):
             assert rates[c] > 1 and len(mine) == pool_rows[c] and mine.min() >= 1
         if rates[c] <= 1:
             assert len(mine) == 0 or mine.max() == 1
+    # rows come in an order of their own, not in the order of the uniforms that kept them
+    from tamis.pipelines.stages import ORDER_SALT
+    from tamis.selectors.sampling import row_keys
+
+    ids = table.column("id").to_pylist()
+    assert np.all(np.diff(row_keys(ids, 3 ^ ORDER_SALT).astype(np.float64)) > 0)
+    assert not np.all(np.diff(imp.uniforms(ids, 3)) > 0)
+    assert not (root / "norep" / ".spill").exists()
     selector = manifest["selector"]
     assert selector["sampler"] == "without_replacement"
     assert selector["max_repetition"] == int(n.max())
@@ -180,10 +188,13 @@ def test_soft_histograms_spread_the_specialist_over_near_clusters(world):
 
 def test_crisp_is_deterministic_across_reruns_and_workers(world):
     root, _ = world
-    config = crisp_config(root, "again")
+    config = crisp_config(root, "again", num_shards=3)
     run("crisp", config, "--workers", "1")
     first = (root / "again" / "data").iterdir()
     first = {p.name: p.read_bytes() for p in first}
+    # what an interrupted run leaves behind does not block --overwrite nor enter the shards
+    (root / "again" / ".spill").mkdir()
+    (root / "again" / ".spill" / "stale.arrow").write_bytes(b"not arrow")
     run("crisp", config, "--workers", "2", "--overwrite")
     assert {p.name: p.read_bytes() for p in (root / "again" / "data").iterdir()} == first
 
