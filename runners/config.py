@@ -341,7 +341,7 @@ class CrispConfig:
     # better choice in every benchmark setting); poisson: the paper's draws with replacement
     sampler: Literal["poisson", "without_replacement"] = "without_replacement"
     # 0: a specialist document counts in the cluster it is routed to; k > 0: it spreads over
-    # its k most similar clusters of the level, ∝ exp(cosine / soft_temperature)
+    # the k children of its routed parent most like it, ∝ exp(cosine / soft_temperature)
     soft_clusters: int = 0
     soft_temperature: float = 0.05
     inject_generic: float = 0.0  # share of the budget drawn uniformly from the whole pool

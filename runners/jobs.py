@@ -31,7 +31,6 @@ from tamis.runners.config import (
 )
 from tamis.selectors import importance as imp
 from tamis.selectors.clusters import MAX_LEVELS
-from tamis.selectors.relevance import soft_histogram
 
 SHARD_TARGET_BYTES = 128 << 20
 MAX_AUTO_SHARDS = 1024
@@ -349,17 +348,16 @@ def _cluster_manifest(folder: str, pool) -> dict:
 def _specialist_histogram(path: str, pool, model, level: int, soft: int = 0,
                           temperature: float = 0.05) -> np.ndarray:
     """Specialist documents per cluster of ``level``: the cluster each is routed to, or
-    (``soft`` > 0) spread over its ``soft`` most similar clusters of the level."""
+    (``soft`` > 0) spread over the ``soft`` children of its routed parent most like it."""
     cache = open_cache(path)
     same_model(pool, cache)
     counts = np.zeros(model.n_clusters(level))
-    centroids = model.centroids_[level].reshape(len(counts), -1)
     for entry in cache.shards:
         ids, vectors, _ = read_documents(cache.shard_path(entry))
         if not ids:
             continue
         if soft:
-            counts += soft_histogram(vectors, centroids, soft, temperature)
+            counts += model.soft_counts(vectors, level, soft, temperature)
         else:
             counts += imp.histogram(model.assign(vectors)[:, level], len(counts))
     if counts.sum() == 0:
@@ -388,7 +386,9 @@ def prepare_relevance(config: RelevanceConfig, context: Context) -> Prepared:
     budget = int(config.budget.amount)
     fraction = 1.0 if not total else min(1.0, budget / total)
     diverse = config.mmr_lambda is not None
-    candidates = min(total, budget * config.mmr_candidates) / max(total, 1) * (plan.rows or 0)
+    # documents in the pool: from the footers, or (JSONL) at most the cache's windows
+    documents_in_pool = plan.rows or sum(e["rows"] for e in pool.shards)
+    candidates = min(total, budget * config.mmr_candidates) / max(total, 1) * documents_in_pool
     if diverse and candidates > config.max_candidates:
         raise CacheError(f"MMR would hold about {candidates:,.0f} candidate records in one "
                          f"worker (max_candidates {config.max_candidates:,}): lower "
@@ -469,6 +469,7 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
                        reserved_columns=[*sample.ADDED_COLUMNS, quality.SCORE])
     positives = None
     caches = {}
+    positive_documents = 0
     if config.model is not None:
         if not os.path.isfile(config.model):
             raise CacheError(f"model {config.model} does not exist")
@@ -483,10 +484,12 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
         if config.model is None:
             hq = open_cache(config.positive_embeddings)
             same_model(pool, hq)
-            if not any(e["rows"] for e in hq.shards):
+            found = len(relevance.specialist_vectors(config.positive_embeddings))
+            if not found:
                 raise CacheError(f"the positive set's cache {config.positive_embeddings} "
                                  f"holds no document")
             caches["positive_cache"] = config.positive_embeddings
+            positive_documents = found
     exact = (config.quantiles == "exact" or config.quantiles == "auto"
              and (plan.rows or 0) <= EXACT_QUANTILES_UP_TO)
     keep = 1.0 if config.annotate_only else (config.keep_top or 1.0)
@@ -494,7 +497,9 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
     ft = config.fasttext
     spec = quality.QualitySpec(
         config.output, None if config.threshold is not None else config.keep_top,
-        config.threshold, config.negatives, config.length_match, exact, config.annotate_only,
+        # 0 negatives: as many as positives, counted here for cached positives
+        config.threshold, config.negatives or positive_documents, config.length_match, exact,
+        config.annotate_only,
         config.holdout, config.seed, ft.lr, ft.dim, ft.epoch, ft.word_ngrams, shards,
         stats_rate=min(1.0, 200_000 / max(plan.rows or 1, 1)),
         model_path=None if config.model is None else os.path.abspath(config.model),
@@ -515,8 +520,10 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
         trained = (f"positives: {positives.rows} rows; negatives: "
                    f"{config.negatives or positives.rows} sampled from the pool{matched}")
     else:
-        trained = (f"positives: the documents of {config.positive_embeddings}; negatives: "
-                   f"{config.negatives or 'as many'} sampled from {config.embeddings}{matched}")
+        trained = (f"positives: the {positive_documents} documents of "
+                   f"{config.positive_embeddings}; negatives: "
+                   f"{config.negatives or positive_documents} sampled from {config.embeddings}"
+                   f"{matched}")
     if config.classifier == "fasttext":
         how = (f"fastText: lr {ft.lr}, dim {ft.dim}, epoch {ft.epoch}, word n-grams "
                f"{ft.word_ngrams}")

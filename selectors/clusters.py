@@ -196,6 +196,31 @@ class HierarchicalKMeans:
             parents = labels
         return out
 
+    def soft_counts(self, x: np.ndarray, level: int, k: int = 8, temperature: float = 0.05,
+                    chunk: int = 4096) -> np.ndarray:
+        """A histogram over the clusters of ``level`` in which each row spreads its unit mass
+        over the ``k`` children of its routed parent most similar to it, ∝ ``exp(cosine /
+        temperature)`` (at level 0, over the top clusters). ``k = 1`` gives the histogram of
+        :meth:`assign`; larger ``k`` reaches the near clusters a small sample leaves empty."""
+        if k < 1 or temperature <= 0:
+            raise ValueError(f"k must be >= 1 and temperature > 0, got {k} and {temperature}")
+        x = normalize(x)
+        out = np.zeros(self.n_clusters(level), dtype=np.float64)
+        cents = self.centroids_[level]
+        for start in range(0, len(x), chunk):
+            part = x[start:start + chunk]
+            parents = (self.assign(part)[:, level - 1] if level > 0
+                       else np.zeros(len(part), dtype=np.int64))
+            sims = np.einsum("nd,nkd->nk", part, cents[parents]).astype(np.float64)
+            used = np.arange(self.branching)[None, :] < self.n_children_[level][parents][:, None]
+            sims = np.where(used, sims, -np.inf)
+            top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+            best = np.take_along_axis(sims, top, axis=1)
+            w = np.where(np.isfinite(best), np.exp((best - best[:, :1]) / temperature), 0.0)
+            w /= w.sum(axis=1, keepdims=True)
+            np.add.at(out, (parents[:, None] * self.branching + top).ravel(), w.ravel())
+        return out
+
     def describe(self) -> dict:
         return {"branching": self.branching, "levels": self.levels,
                 "sample_size": self.sample_size, "sample_rows": self.sample_rows_,

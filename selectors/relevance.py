@@ -99,27 +99,3 @@ def mmr(vectors: np.ndarray, relevance: np.ndarray, sizes: np.ndarray, budget: f
         free[i] = False
         closest = np.maximum(closest, (x @ x[i]).astype(np.float64))
     return np.asarray(picked, dtype=np.int64)
-
-
-def soft_histogram(vectors: np.ndarray, centroids: np.ndarray, k: int = 8,
-                   temperature: float = 0.05) -> np.ndarray:
-    """A specialist histogram over clusters in which each document spreads its unit mass over
-    its ``k`` most similar cluster centroids, ∝ ``exp(cosine / temperature)``.
-
-    With ``k = 1`` it is the hard histogram of nearest centroids. Zero rows of ``centroids``
-    (unused clusters) receive nothing.
-    """
-    if k < 1 or temperature <= 0:
-        raise ValueError(f"k must be >= 1 and temperature > 0, got {k} and {temperature}")
-    c = np.asarray(centroids, dtype=np.float32)
-    used = np.flatnonzero(np.linalg.norm(c, axis=1) > 0)
-    out = np.zeros(len(c), dtype=np.float64)
-    if len(vectors) == 0 or len(used) == 0:
-        return out
-    index = NeighbourIndex(c[used])
-    sims, idx = index.search(vectors, k)
-    z = (sims.astype(np.float64) - sims[:, :1]) / temperature
-    w = np.where(idx >= 0, np.exp(z), 0.0)
-    w /= w.sum(axis=1, keepdims=True)
-    np.add.at(out, used[np.where(idx >= 0, idx, 0)].ravel(), w.ravel())
-    return out

@@ -167,8 +167,6 @@ def test_draws_without_replacement_repeat_only_exhausted_clusters(world):
 
 
 def test_soft_histograms_spread_the_specialist_over_near_clusters(world):
-    from tamis.selectors.relevance import soft_histogram
-
     root, _ = world
     hard = run_manifest(crisp_config(root, "hard"), "crisp", "--workers", "1")
     soft = run_manifest(crisp_config(root, "soft", soft_clusters=3, soft_temperature=0.1),
@@ -176,7 +174,7 @@ def test_soft_histograms_spread_the_specialist_over_near_clusters(world):
     model = load_model(str(root / "clusters" / "clusters.npz"))
     spec = open_cache(str(root / "python-emb"))
     _, vectors, _ = read_documents(spec.shard_path(spec.shards[0]))
-    expected = soft_histogram(vectors, model.centroids_[1].reshape(16, -1), 3, 0.1)
+    expected = model.soft_counts(vectors, 1, 3, 0.1)
     shares_soft = {int(c): v["target_share"] for c, v in soft["mixture"]["clusters"].items()}
     for c, share in shares_soft.items():
         assert share == pytest.approx(expected[c] / expected.sum(), abs=1e-6)

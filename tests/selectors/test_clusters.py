@@ -83,3 +83,25 @@ def test_bad_arguments_name_the_value():
     model = HierarchicalKMeans(branching=2, levels=1, niter=2).fit(x)
     with pytest.raises(ValueError, match="vectors have 5 dimensions, the clusters 4"):
         model.assign(np.ones((2, 5), np.float32))
+
+
+def test_soft_counts_spread_over_the_routed_parents_children():
+    x, _ = blobs([300, 300, 300, 300], dim=16, seed=3)
+    model = HierarchicalKMeans(branching=4, levels=2, niter=10, seed=1).fit(x)
+    docs = x[::37]
+    routed = model.assign(docs)
+    for level in (0, 1):
+        hard = model.soft_counts(docs, level, k=1)
+        assert hard.tolist() == np.bincount(routed[:, level],
+                                            minlength=model.n_clusters(level)).tolist()
+    soft = model.soft_counts(docs, 1, k=3, temperature=0.1)
+    assert soft.sum() == pytest.approx(len(docs))
+    # brute force: each document over the 3 children of its routed parent most like it
+    expected = np.zeros(16)
+    for v, parent in zip(normalize(docs), routed[:, 0], strict=True):
+        kids = model.centroids_[1][parent, :model.n_children_[1][parent]]
+        sims = kids @ v
+        top = np.argsort(-sims, kind="stable")[:3]
+        w = np.exp((sims[top] - sims[top[0]]) / 0.1)
+        expected[parent * 4 + top] += w / w.sum()
+    np.testing.assert_allclose(soft, expected, rtol=1e-5, atol=1e-9)

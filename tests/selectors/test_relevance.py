@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tamis.selectors.relevance import NeighbourIndex, knn_relevance, mmr, soft_histogram
+from tamis.selectors.relevance import NeighbourIndex, knn_relevance, mmr
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -72,16 +72,3 @@ def test_mmr_matches_a_brute_force_reference(lam):
         assert set(got[:11]) == {0, *range(20, 30)}
     if lam == 0.3:  # diversity: at most one of the near-duplicate group early on
         assert len({0, *range(20, 30)} & set(got[:10])) == 1
-
-
-def test_soft_histogram_spreads_each_document_over_its_nearest_clusters():
-    centroids = np.array([[1, 0], [0.8, 0.6], [0, 1], [0, 0]], dtype=np.float32)
-    docs = np.array([[1, 0], [0.9, 0.44]], dtype=np.float32)
-    hard = soft_histogram(docs, centroids, k=1)
-    assert hard.tolist() == [1.0, 1.0, 0.0, 0.0]
-    soft = soft_histogram(docs, centroids, k=2, temperature=0.1)
-    assert soft.sum() == pytest.approx(2.0) and soft[3] == 0 and soft[2] == 0
-    cos = docs / np.linalg.norm(docs, axis=1, keepdims=True) @ centroids[:2].T
-    w = np.exp(cos / 0.1)
-    np.testing.assert_allclose(soft[:2], (w / w.sum(axis=1, keepdims=True)).sum(axis=0),
-                               rtol=1e-5)
