@@ -145,21 +145,27 @@ class _Spill(beam.DoFn):
 
             def write(sink, schema=schema, pairs=pairs) -> None:
                 with pa.ipc.new_file(sink, schema, options=options) as writer:
-                    for _, table in pairs:
-                        writer.write_batch(table.combine_chunks().to_batches()[0]
-                                           if table.num_rows else
-                                           pa.RecordBatch.from_pylist([], schema=schema))
+                    for _, table in pairs:  # kept tables are never empty
+                        writer.write_batch(table.combine_chunks().to_batches()[0])
 
             write_atomically(path, write)
             for batch, (shard, _) in enumerate(pairs):
                 yield shard, (path, batch)
 
 
-def _read_spilled(where: tuple[str, int]) -> pa.Table:
-    path, batch = where
-    fs, inner = filesystem(path)
-    with fs.open_input_file(inner) as f:
-        return pa.Table.from_batches([pa.ipc.open_file(f).get_batch(batch)])
+def _read_spilled(places: list[tuple[str, int]]) -> list[pa.Table]:
+    """The spilled batches at ``(path, batch)`` places, each file opened once."""
+    by_path: dict[str, list[int]] = {}
+    for path, batch in places:
+        by_path.setdefault(path, []).append(batch)
+    tables = []
+    for path in sorted(by_path):
+        fs, inner = filesystem(path)
+        with fs.open_input_file(inner) as f:
+            reader = pa.ipc.open_file(f)
+            tables += [pa.Table.from_batches([reader.get_batch(b)])
+                       for b in sorted(by_path[path])]
+    return tables
 
 
 class WriteShards(beam.PTransform):
@@ -182,7 +188,7 @@ class WriteShards(beam.PTransform):
 
         def write(item) -> dict:
             index, places = item
-            parts = [_read_spilled(w) for w in sorted(w for w in places if w is not None)]
+            parts = _read_spilled([w for w in places if w is not None])
             table = (pa.concat_tables(parts, promote_options="default") if parts
                      else schema.empty_table())
             if parts:

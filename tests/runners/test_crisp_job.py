@@ -176,6 +176,7 @@ def test_soft_histograms_spread_the_specialist_over_near_clusters(world):
     _, vectors, _ = read_documents(spec.shard_path(spec.shards[0]))
     expected = model.soft_counts(vectors, 1, 3, 0.1)
     shares_soft = {int(c): v["target_share"] for c, v in soft["mixture"]["clusters"].items()}
+    assert shares_soft
     for c, share in shares_soft.items():
         assert share == pytest.approx(expected[c] / expected.sum(), abs=1e-6)
     hard_clusters = {c for c, v in hard["mixture"]["clusters"].items() if v["target_share"] > 0}
