@@ -6,6 +6,10 @@ that cluster's members. Leaf ``j`` of parent ``p`` has the global id ``p * branc
 level ``l`` has ``branching ** (l + 1)`` ids (a parent with fewer members than ``branching``
 has fewer children, and some ids stay empty).
 
+Every similarity that routes a vector is computed in float64 and compared on the grid of
+:mod:`tamis.selectors.precision` (ties to the lowest index), and centroids are float64 means
+summed in a fixed order: a fit and its assignments are the same on every CPU.
+
 Balancing: after each k-means, while a child holds more than ``balance / k`` of its parent's
 sample, the smallest child is re-seeded by splitting the largest in two (2-means on its
 members), and the sample is reassigned. The number of children stays ``k``.
@@ -16,8 +20,9 @@ from __future__ import annotations
 import json
 from typing import BinaryIO
 
-import faiss
 import numpy as np
+
+from tamis.selectors.precision import STEP, dot64, normalize64, quantize
 
 MAX_LEVELS = 3
 
@@ -31,35 +36,119 @@ def normalize(x: np.ndarray) -> np.ndarray:
 
 def kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ seeding on ``x`` (n, d): each new centre drawn with probability proportional
-    to the squared distance to the nearest centre already chosen. Returns (k, d)."""
+    to the squared distance to the nearest centre already chosen. Returns (k, d).
+
+    Distances are float64: their last bits only weigh a random draw, which they could change
+    only if the draw fell within 1e-16 of a boundary."""
+    x = np.asarray(x, dtype=np.float32)
+    x64 = x.astype(np.float64)
+    squares = np.sum(x64 * x64, axis=1)
     n = len(x)
-    centres = [x[rng.integers(n)]]
-    nearest = ((x - centres[0]) ** 2).sum(axis=1)
+
+    def distances(i: int) -> np.ndarray:
+        return np.maximum(squares - 2.0 * (x64 @ x64[i]) + squares[i], 0.0)
+
+    first = int(rng.integers(n))
+    centres = [first]
+    nearest = distances(first)
     for _ in range(1, k):
         total = nearest.sum()
-        i = rng.integers(n) if total <= 0 else rng.choice(n, p=nearest / total)
-        centres.append(x[i])
-        nearest = np.minimum(nearest, ((x - x[i]) ** 2).sum(axis=1))
-    return np.stack(centres).astype(np.float32)
+        i = int(rng.integers(n)) if total <= 0 else int(rng.choice(n, p=nearest / total))
+        centres.append(i)
+        nearest = np.minimum(nearest, distances(i))
+    return x[centres].astype(np.float32)
 
 
-def _kmeans(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
-    """Spherical k-means (k-means++ seeds, then FAISS Lloyd iterations); returns (k, d)."""
-    rng = np.random.default_rng(seed)
-    seeds_from = x if len(x) <= 64 * k else x[rng.choice(len(x), 64 * k, replace=False)]
-    init = kmeans_pp(seeds_from, k, rng)
-    if niter == 0 or k == 1:
-        return normalize(init) if k > 1 else normalize(x.mean(axis=0, keepdims=True))
-    km = faiss.Kmeans(x.shape[1], k, niter=niter, seed=seed, spherical=True, verbose=False,
-                      min_points_per_centroid=1, max_points_per_centroid=1 << 30)
-    km.train(x, init_centroids=init)
-    return normalize(km.centroids)
+CHUNK = 16_384
+#: Soft histogram masses are rounded to this grid, so that their sums are exact.
+SOFT_STEP = 2.0**-32
+#: The unit roundoff of float32.
+UNIT_ROUNDOFF = 2.0**-24
+#: Fitted vectors are rounded to multiples of this (exact in float32 below 1 in magnitude):
+#: sums of up to 2**29 of them are exact in float64.
+INPUT_STEP = 2.0**-24
+
+
+def similarities(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Inner products of ``x`` (n, d) and ``centroids`` (k, d) in float64, quantised to
+    :data:`~tamis.selectors.precision.STEP`, shape (n, k). Float64 BLAS differs between kernels
+    by about 1e-16, far below the grid: every CPU gets the same cells."""
+    c = np.asarray(centroids, dtype=np.float64)
+    out = np.empty((len(x), len(c)), dtype=np.float64)
+    for start in range(0, len(x), CHUNK):
+        part = np.asarray(x[start:start + CHUNK], dtype=np.float64)
+        out[start:start + CHUNK] = quantize(part @ c.T)
+    return out
 
 
 def _assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Nearest centroid by inner product (unit vectors), shape (n,), int64."""
-    scores = x @ centroids.T
-    return np.argmax(scores, axis=1).astype(np.int64)
+    """Nearest centroid by inner product of unit rows, shape (n,), int64: the highest of
+    :func:`similarities`, the lowest index among equal ones.
+
+    Computed in float32 (BLAS) first: where the best centroid leads the next by more than
+    twice the float32 rounding bound of a dot product of unit vectors plus two grid steps, the
+    float64 rule cannot choose otherwise; the few rows closer than that are decided in
+    float64."""
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.int64)
+    c32 = np.ascontiguousarray(centroids, dtype=np.float32)
+    if len(c32) == 1:
+        return np.zeros(len(x), dtype=np.int64)
+    d = x.shape[1]
+    # |float32 dot - exact| <= gamma_d * |a| * |b|, with |a|, |b| <= 1 + 1e-6 for unit rows
+    margin = 2 * 1.001 * d * UNIT_ROUNDOFF / (1 - d * UNIT_ROUNDOFF) + 2 * STEP
+    out = np.empty(len(x), dtype=np.int64)
+    for start in range(0, len(x), CHUNK):
+        part = np.ascontiguousarray(x[start:start + CHUNK], dtype=np.float32)
+        sims = part @ c32.T
+        top = np.argmax(sims, axis=1)
+        two = np.partition(sims, -2, axis=1)[:, -2:]
+        close = two[:, 1].astype(np.float64) - two[:, 0] <= margin
+        if close.any():
+            top[close] = np.argmax(similarities(part[close], c32), axis=1)
+        out[start:start + CHUNK] = top
+    return out
+
+
+def _cluster_sums(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 sums and counts of the rows of each cluster. ``x`` lies on the grid of
+    :data:`INPUT_STEP`, so every partial sum is exact in float64 and the result is the same in
+    any order of addition, whatever BLAS kernel adds."""
+    sums = np.zeros((k, x.shape[1]), dtype=np.float64)
+    for start in range(0, len(x), CHUNK):
+        part = labels[start:start + CHUNK]
+        onehot = np.zeros((len(part), k))
+        onehot[np.arange(len(part)), part] = 1.0
+        sums += onehot.T @ np.asarray(x[start:start + CHUNK], dtype=np.float64)
+    return sums, np.bincount(labels, minlength=k)
+
+
+def _lloyd(x: np.ndarray, centroids: np.ndarray, niter: int) -> np.ndarray:
+    """Spherical Lloyd iterations from ``centroids`` (k, d); returns unit float32 centroids.
+    A cluster left empty keeps its centroid; iterations stop early once no row moves."""
+    k = len(centroids)
+    c = normalize(centroids)
+    labels = None
+    for _ in range(niter):
+        new = _assign(x, c)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        sums, counts = _cluster_sums(x, labels, k)
+        moved = normalize64(sums).astype(np.float32)
+        c = np.where((counts > 0)[:, None], moved, c)
+    return c
+
+
+def _kmeans(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
+    """Spherical k-means (k-means++ seeds, then Lloyd iterations); returns (k, d) float32."""
+    rng = np.random.default_rng(seed)
+    seeds_from = x if len(x) <= 64 * k else x[rng.choice(len(x), 64 * k, replace=False)]
+    init = kmeans_pp(seeds_from, k, rng)
+    if k == 1:
+        sums, _ = _cluster_sums(x, np.zeros(len(x), dtype=np.int64), 1)
+        return normalize64(sums).astype(np.float32)
+    return _lloyd(x, init, niter) if niter else normalize(init)
 
 
 def _balanced(x: np.ndarray, k: int, niter: int, seed: int, balance: float,
@@ -79,13 +168,7 @@ def _balanced(x: np.ndarray, k: int, niter: int, seed: int, balance: float,
         members = x[labels == big]
         pair = _kmeans(members, 2, niter, seed + 1000 + r)
         centroids[big], centroids[small] = pair[0], pair[1]
-        # a few Lloyd steps so that the other centroids follow
-        for _ in range(2):
-            labels = _assign(x, centroids)
-            for c in range(k):
-                if (labels == c).any():
-                    centroids[c] = x[labels == c].mean(axis=0)
-            centroids = normalize(centroids)
+        centroids = _lloyd(x, centroids, 2)  # a few Lloyd steps so that the others follow
     return centroids
 
 
@@ -132,7 +215,7 @@ class HierarchicalKMeans:
     def fit(self, x: np.ndarray) -> HierarchicalKMeans:
         """Fit on ``x`` (n, d); rows are L2-normalised first. ``x`` is the sample: pass at
         most ``sample_size`` rows (extra rows are subsampled by the seed)."""
-        x = normalize(x)
+        x = quantize(normalize(x), INPUT_STEP).astype(np.float32)
         self._check(x)
         rng = np.random.default_rng(self.seed)
         if len(x) > self.sample_size:
@@ -164,7 +247,7 @@ class HierarchicalKMeans:
             self.sizes_.append(np.bincount(labels, minlength=k ** (level + 1)))
             parents = labels
         leaf_centres = self.centroids_[-1].reshape(-1, d)[parents]
-        self.inertia_ = float(np.mean(1.0 - np.sum(x * leaf_centres, axis=1)))
+        self.inertia_ = float(np.mean(1.0 - dot64(x, leaf_centres)))
         self.sample_rows_ = len(x)
         return self
 
@@ -211,13 +294,16 @@ class HierarchicalKMeans:
             part = x[start:start + chunk]
             parents = (self.assign(part)[:, level - 1] if level > 0
                        else np.zeros(len(part), dtype=np.int64))
-            sims = np.einsum("nd,nkd->nk", part, cents[parents]).astype(np.float64)
-            used = np.arange(self.branching)[None, :] < self.n_children_[level][parents][:, None]
-            sims = np.where(used, sims, -np.inf)
+            sims = np.full((len(part), self.branching), -np.inf)
+            for p in np.unique(parents):
+                rows = np.flatnonzero(parents == p)
+                kk = int(self.n_children_[level][p])
+                sims[rows, :kk] = similarities(part[rows], cents[p, :kk])
             top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
             best = np.take_along_axis(sims, top, axis=1)
             w = np.where(np.isfinite(best), np.exp((best - best[:, :1]) / temperature), 0.0)
-            w /= w.sum(axis=1, keepdims=True)
+            # on a grid of 2**-32: sums of these are exact, whatever the exp's last bits
+            w = quantize(w / w.sum(axis=1, keepdims=True), SOFT_STEP)
             np.add.at(out, (parents[:, None] * self.branching + top).ravel(), w.ravel())
         return out
 
@@ -225,7 +311,7 @@ class HierarchicalKMeans:
         return {"branching": self.branching, "levels": self.levels,
                 "sample_size": self.sample_size, "sample_rows": self.sample_rows_,
                 "niter": self.niter, "balance": self.balance, "seed": self.seed,
-                "dim": self.dim, "inertia": self.inertia_,
+                "dim": self.dim, "inertia": round(float(self.inertia_), 9),
                 "sizes": [s.tolist() for s in self.sizes_]}
 
     def save(self, f: BinaryIO) -> None:

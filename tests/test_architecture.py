@@ -1,4 +1,4 @@
-"""The import layering runners → pipelines → {selectors, embeddings}, and the stdlib check."""
+"""The import layering runners → pipelines → embeddings → selectors, and the stdlib check."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ LAYERS = ("selectors", "embeddings", "pipelines", "runners")
 #: What each layer may import from tamis.
 ALLOWED = {
     "selectors": set(),
-    "embeddings": set(),
+    "embeddings": {"selectors"},
     "pipelines": {"selectors", "embeddings"},
     "runners": {"pipelines", "selectors", "embeddings"},
 }

@@ -3,6 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tamis.selectors.clusters import normalize
+from tamis.selectors.precision import STEP, quantize
 from tamis.selectors.relevance import NeighbourIndex, knn_relevance, mmr
 
 
@@ -15,12 +17,13 @@ def test_knn_relevance_matches_brute_force_cosine():
     rng = np.random.default_rng(0)
     specialist, pool = unit(rng, 60, 16), rng.normal(size=(200, 16)).astype(np.float32)
     got = knn_relevance(NeighbourIndex(specialist), pool, k=5)
-    cos = (pool / np.linalg.norm(pool, axis=1, keepdims=True)) @ specialist.T
-    expected = np.sort(cos, axis=1)[:, -5:].mean(axis=1)
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # the vectors the index holds: L2-normalised in float32
+    cos = quantize(normalize(pool).astype(np.float64) @ normalize(specialist).astype(np.float64).T)
+    # the documented rule: cosines on the grid, their mean on the grid
+    assert got.tolist() == quantize(np.sort(cos, axis=1)[:, -5:].mean(axis=1)).tolist()
     # k larger than the specialist set: the mean over all of it
-    np.testing.assert_allclose(knn_relevance(NeighbourIndex(specialist[:3]), pool, k=10),
-                               cos[:, :3].mean(axis=1), atol=1e-5)
+    three = knn_relevance(NeighbourIndex(specialist[:3]), pool, k=10)
+    assert three.tolist() == quantize(cos[:, :3].mean(axis=1)).tolist()
 
 
 def test_the_approximate_index_is_close_and_the_same_when_rebuilt():
@@ -39,15 +42,18 @@ def test_the_approximate_index_is_close_and_the_same_when_rebuilt():
 
 
 def brute_force_mmr(x, rel, sizes, budget, lam):
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    """The documented rule, one gain at a time: float64 cosines and gains on the grid, equal
+    gains to the lowest index."""
+    x = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    rel = quantize(rel)
     picked, spent = [], 0.0
     while len(picked) < len(x):
         best, best_gain = None, -np.inf
         for i in range(len(x)):
             if i in picked:
                 continue
-            penalty = max((float(x[i] @ x[j]) for j in picked), default=0.0)
-            gain = lam * rel[i] - (1 - lam) * penalty
+            penalty = max((float(quantize(np.sum(x[i] * x[j]))) for j in picked), default=0.0)
+            gain = float(quantize(lam * rel[i] - (1 - lam) * penalty))
             if gain > best_gain:
                 best, best_gain = i, gain
         if spent + sizes[best] > budget:
@@ -57,14 +63,19 @@ def brute_force_mmr(x, rel, sizes, budget, lam):
     return picked
 
 
-@pytest.mark.parametrize("lam", [0.0, 0.3, 0.7, 1.0])
-def test_mmr_matches_a_brute_force_reference(lam):
-    rng = np.random.default_rng(2)
+def near_duplicates(seed: int = 2):
+    rng = np.random.default_rng(seed)
     x = unit(rng, 40, 8)
     x[20:30] = x[0] + 0.01 * unit(rng, 10, 8)  # near-duplicates of the most relevant row
     rel = rng.uniform(0.2, 0.6, 40)
     rel[0], rel[20:30] = 0.9, 0.89
     sizes = rng.integers(1, 5, 40).astype(float)
+    return x, rel, sizes
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3, 0.7, 1.0])
+def test_mmr_matches_a_brute_force_reference(lam):
+    x, rel, sizes = near_duplicates()
     got = mmr(x, rel, sizes, budget=40, lam=lam).tolist()
     assert got == brute_force_mmr(x, rel, sizes, 40, lam)
     assert sum(sizes[got]) <= 40
@@ -72,3 +83,24 @@ def test_mmr_matches_a_brute_force_reference(lam):
         assert set(got[:11]) == {0, *range(20, 30)}
     if lam == 0.3:  # diversity: at most one of the near-duplicate group early on
         assert len({0, *range(20, 30)} & set(got[:10])) == 1
+    # every pick is the best available gain to within one grid step (no tie can mislead it)
+    unit_x = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    for step, i in enumerate(got):
+        done, free = got[:step], [j for j in range(40) if j not in got[:step]]
+        penalty = (unit_x[free] @ unit_x[done].T).max(axis=1) if done else np.zeros(len(free))
+        gains = lam * rel[free] - (1 - lam) * penalty
+        mine = gains[free.index(i)]
+        assert mine >= gains.max() - 2 * STEP
+
+
+@pytest.mark.parametrize("lam", [0.3, 0.7])
+def test_mmr_picks_do_not_move_with_float32_noise(lam):
+    """Vectors embedded on another machine differ by about 1e-7: the picks stay the same,
+    although raw float32 gains of the near-duplicates are closer than that noise."""
+    x, rel, sizes = near_duplicates()
+    reference = mmr(x, rel, sizes, budget=40, lam=lam).tolist()
+    for seed in range(10):
+        rng = np.random.default_rng(100 + seed)
+        noisy_x = (x * (1 + 1e-7 * rng.standard_normal(x.shape))).astype(np.float32)
+        noisy_rel = rel * (1 + 1e-7 * rng.standard_normal(rel.shape))
+        assert mmr(noisy_x, noisy_rel, sizes, 40, lam).tolist() == reference
