@@ -4,6 +4,11 @@ ablates against SBERT).
 
 The fitted model is three arrays (vocabulary, idf, SVD components) saved with ``np.savez``
 and loaded with ``allow_pickle=False``: no pickle.
+
+Everything runs in float64, and the fitted idf and components are rounded to the grid of
+:mod:`tamis.selectors.precision` (float64 BLAS and LAPACK differ between CPUs by about 1e-13
+here, far below it). Vectors are float64 sparse products (no BLAS), rounded to float32 at the
+end: a model and its vectors come out the same on every CPU.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import BinaryIO
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
+
+from tamis.selectors.precision import quantize
 
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
@@ -45,7 +52,7 @@ class LsiModel:
         return TfidfVectorizer(lowercase=True, token_pattern=TOKEN_PATTERN, sublinear_tf=True,
                                min_df=1 if vocabulary is not None else self.min_df,
                                max_features=None if vocabulary is not None else self.max_features,
-                               vocabulary=vocabulary, dtype=np.float32)
+                               vocabulary=vocabulary, dtype=np.float64)
 
     def fit(self, texts: Sequence[str]) -> LsiModel:
         from sklearn.decomposition import TruncatedSVD
@@ -67,9 +74,10 @@ class LsiModel:
         svd.fit(tfidf)
         terms = vectorizer.get_feature_names_out()
         self.vocabulary_ = np.asarray(terms, dtype=str)
-        self.idf_ = np.asarray(vectorizer.idf_, dtype=np.float64)
-        self.components_ = np.asarray(svd.components_, dtype=np.float32)
-        self.explained_variance_ratio_ = np.asarray(svd.explained_variance_ratio_)
+        self.idf_ = quantize(vectorizer.idf_)
+        # on the grid, |value| <= 1: exact in float32
+        self.components_ = quantize(svd.components_).astype(np.float32)
+        self.explained_variance_ratio_ = quantize(svd.explained_variance_ratio_)
         self._prepare()
         return self
 
@@ -77,6 +85,7 @@ class LsiModel:
         vectorizer = self._vectorizer({t: i for i, t in enumerate(self.vocabulary_.tolist())})
         vectorizer.idf_ = self.idf_
         self._fitted_vectorizer = vectorizer
+        self._components64 = None
 
     @property
     def output_dim(self) -> int:
@@ -86,9 +95,12 @@ class LsiModel:
         """Embeddings, shape ``(n, dim)``, float32, unit norm (zero for texts with no known
         term)."""
         tfidf = self._fitted_vectorizer.transform(texts)
-        vectors = np.asarray(tfidf @ self.components_.T, dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        if self._components64 is None:
+            self._components64 = np.ascontiguousarray(self.components_.T, dtype=np.float64)
+        vectors = np.asarray(tfidf @ self._components64, dtype=np.float64)
+        norms = np.sqrt(np.sum(vectors * vectors, axis=1, keepdims=True))
+        unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        return unit.astype(np.float32)
 
     def save(self, f: BinaryIO) -> None:
         params = {"dim": self.dim, "max_features": self.max_features, "min_df": self.min_df,

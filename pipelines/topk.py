@@ -4,11 +4,13 @@ A job gives a way to read its rows with a key column (``__key``, float64; ``-inf
 that may not be selected) and ``n_tokens``:
 
 ReadForHistogram ─► tokens per key bin ─► cut-off bin (where the budget runs out)
-ReadForBoundary ─► rows of the cut-off bin ─► Resolve (highest keys, ties by id, source, row)
+ReadForBoundary ─► rows of the cut-off bin ─► Resolve (highest keys; equal keys by the
+(seed, id) tie key, then id, source, row)
 then, on the final read, :func:`in_top` says which rows are in.
 
-Keys are binned through a fixed monotone map (no pass to find their range), so memory holds a
-histogram and one bin's rows, never the pool.
+Keys are binned through a fixed monotone map computed exactly (no pass to find their range, and
+the same bin on every CPU, which matters when a histogram and a boundary pass run on different
+machines), so memory holds a histogram and one bin's rows, never the pool.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from tamis.pipelines.records import ROW, SRC
+from tamis.selectors.precision import tie_keys
 from tamis.selectors.sampling import Cutoff, cutoff, select_boundary
 
 KEY = "__key"
@@ -30,23 +33,37 @@ N_BINS = 1 << BIN_BITS
 
 @dataclass(frozen=True)
 class Binning:
-    """Keys map to bins through ``transform`` over ``[low, high]``: ``asinh`` has relative
-    resolution over a huge range (log weights), ``linear`` suits a bounded key (a cosine)."""
+    """Keys (on the grid of :mod:`tamis.selectors.precision`) map to bins by exact arithmetic,
+    the same on every CPU: ``relative`` bins by the key's binary exponent and its top 9
+    mantissa bits (0.2% wide at any magnitude: log weights), ``linear`` by equal steps over
+    ``[low, high]`` (a bounded key: a cosine). Bin 0 holds the highest keys; ``-inf`` keys
+    fall past the last bin."""
 
-    transform: str = "asinh"  # or "linear"
-    low: float = -24.0
-    high: float = 24.0
+    transform: str = "relative"  # or "linear"
+    low: float = -1.0
+    high: float = 1.0
 
     def bins(self, keys: np.ndarray) -> np.ndarray:
-        """Bin 0 holds the highest keys; ``-inf`` keys fall past the last bin."""
         keys = np.asarray(keys, dtype=np.float64)
-        z = np.arcsinh(np.clip(keys, -1e10, 1e10)) if self.transform == "asinh" else keys
-        z = (self.high - np.nan_to_num(z, neginf=self.low)) / (self.high - self.low) * N_BINS
-        bins = np.clip(np.floor(z), 0, N_BINS - 1).astype(np.int64)
-        return np.where(np.isfinite(keys), bins, N_BINS)
+        finite = np.isfinite(keys)
+        if self.transform == "linear":
+            z = (self.high - np.clip(np.where(finite, keys, self.low), self.low, self.high))
+            bins = np.floor(z * (N_BINS / (self.high - self.low)))
+        else:
+            mantissa, exponent = np.frexp(np.abs(np.where(finite, keys, 0.0)))
+            code = (np.clip(exponent, EXP_MIN, EXP_MIN + 63) - EXP_MIN) * 512 + np.floor(
+                (mantissa - 0.5) * 1024)  # 0..32767, growing with |key|
+            code = np.where(mantissa == 0, 0, code)
+            z = np.where(keys >= 0, 32768 + code, 32767 - code)  # grows with the key
+            bins = N_BINS - 1 - z
+        bins = np.clip(bins, 0, N_BINS - 1).astype(np.int64)
+        return np.where(finite, bins, N_BINS)
 
 
-ASINH = Binning()
+#: Binary exponents below this share the relative binning's lowest bins (keys under 2**-17 in
+#: magnitude: zero on the grid).
+EXP_MIN = -16
+RELATIVE = Binning()
 COSINE = Binning("linear", -1.0, 1.0)
 
 
@@ -62,39 +79,48 @@ def _cut(hist, budget: float) -> Cutoff:
     return cutoff(hist[:N_BINS], int(budget))
 
 
-def _boundary(table: pa.Table, cut: Cutoff, binning: Binning):
+def _boundary(table: pa.Table, cut: Cutoff, binning: Binning, seed: int):
+    """``((-key, tie key, id, source, row), tokens)`` of the rows in the cut-off bin."""
     if cut.bin >= N_BINS:  # the budget takes every eligible row: no cut-off bin
         return
     keys = table.column(KEY).to_numpy()
-    ids, src = table.column("id"), table.column(SRC)
-    row, tokens = table.column(ROW), table.column("n_tokens")
-    for i in np.flatnonzero(binning.bins(keys) == cut.bin):
-        yield ((-float(keys[i]), ids[i].as_py(), int(src[i].as_py()), int(row[i].as_py())),
-               int(tokens[i].as_py()))
+    hit = np.flatnonzero(binning.bins(keys) == cut.bin)
+    if hit.size == 0:
+        return
+    part = table.take(pa.array(hit))
+    ids = part.column("id").to_pylist()
+    ties = tie_keys(ids, seed).tolist()
+    yield from (
+        ((-float(k), t, i, int(s), int(r)), int(n))
+        for k, t, i, s, r, n in zip(
+            keys[hit], ties, ids, part.column(SRC).to_pylist(), part.column(ROW).to_pylist(),
+            part.column("n_tokens").to_pylist(), strict=True))
 
 
 def _resolve(candidates: list, cut: Cutoff) -> set:
     mask = select_boundary([c for c, _ in candidates], [t for _, t in candidates], cut.remaining)
-    return {(c[2], c[3]) for (c, _), m in zip(candidates, mask, strict=True) if m}
+    return {(c[3], c[4]) for (c, _), m in zip(candidates, mask, strict=True) if m}
 
 
-def top_by_budget(keyed: Callable[[str], beam.PCollection], budget: float,
-                  binning: Binning = ASINH, label: str = ""):
+def top_by_budget(keyed: Callable[[str], beam.PCollection], budget: float, seed: int,
+                  binning: Binning = RELATIVE, label: str = ""):
     """``(cut, taken)``: singleton PCollections for :func:`in_top`. ``keyed(name)`` reads the
-    pool once more as keyed tables (each call a new read, labelled ``name``)."""
+    pool once more as keyed tables (each call a new read, labelled ``name``); keys lie on the
+    grid of :mod:`tamis.selectors.precision`, and equal keys are ordered by the (seed, id)
+    tie key."""
     cut = (keyed(f"ForHistogram{label}")
            | f"Histogram{label}" >> beam.Map(_histogram, binning)
            | f"SumHistogram{label}" >> beam.CombineGlobally(sum)
            | f"CutOff{label}" >> beam.Map(_cut, budget))
     taken = (keyed(f"ForBoundary{label}")
              | f"Boundary{label}" >> beam.FlatMap(_boundary, beam.pvalue.AsSingleton(cut),
-                                                   binning)
+                                                   binning, seed)
              | f"CollectBoundary{label}" >> beam.combiners.ToList()
              | f"Resolve{label}" >> beam.Map(_resolve, beam.pvalue.AsSingleton(cut)))
     return cut, taken
 
 
-def in_top(table: pa.Table, cut: Cutoff, taken: set, binning: Binning = ASINH) -> np.ndarray:
+def in_top(table: pa.Table, cut: Cutoff, taken: set, binning: Binning = RELATIVE) -> np.ndarray:
     """Which rows of a keyed table are among the highest keys within the budget."""
     bins = binning.bins(table.column(KEY).to_numpy())
     keep = bins < cut.bin

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tamis.selectors.importance import uniforms
+from tamis.selectors.precision import quantize
 
 WORDS = re.compile(r"\w+|[^\w\s]+")  # the word-punctuation split DSIR uses
 MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -92,26 +93,20 @@ class HashedNgramSelector:
         return self
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
-        """Log importance weight per text, shape ``(n,)`` (scikit-learn: ``score_samples``)."""
+        """Log importance weight per text, shape ``(n,)``, on the grid of
+        :mod:`tamis.selectors.precision` (scikit-learn: ``score_samples``)."""
         out = np.empty(len(texts), dtype=np.float64)
         for i, t in enumerate(texts):
             b = self.buckets(t)
             words = len(b) if self.ngrams == 1 else (len(b) + 1) // 2
             out[i] = -np.inf if words < self.min_tokens else float(self.log_ratio_[b].sum())
-        return out
+        return quantize(out)
 
 
 def gumbel_keys(log_weights: np.ndarray, ids: Sequence[str], seed: int) -> np.ndarray:
     """Top-k of these keys = k rows drawn without replacement, p ∝ exp(log_weights).
-    The noise depends only on (seed, id), so every worker computes the same key for a row."""
+    The noise depends only on (seed, id), so every worker computes the same key for a row; it
+    is put on the grid of :mod:`tamis.selectors.precision`, so the key (a sum of two grid
+    values) is the same on every CPU."""
     u = uniforms(ids, seed)
-    return np.asarray(log_weights, dtype=np.float64) - np.log(-np.log(u))
-
-
-def top_by_budget(keys: np.ndarray, sizes: np.ndarray, budget: float) -> np.ndarray:
-    """Indices of the highest keys whose sizes sum to at most ``budget`` (a prefix of the
-    descending order; ties broken by position)."""
-    order = np.lexsort((np.arange(len(keys)), -np.asarray(keys)))
-    order = order[np.isfinite(np.asarray(keys)[order])]
-    taken = np.cumsum(np.asarray(sizes)[order]) <= budget
-    return np.sort(order[: int(np.argmin(taken)) if not taken.all() else len(order)])
+    return quantize(log_weights) + quantize(-np.log(-np.log(u)))

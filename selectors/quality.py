@@ -16,6 +16,7 @@ from typing import BinaryIO
 import numpy as np
 
 from tamis.selectors.importance import uniforms
+from tamis.selectors.precision import STEP, cells, quantize
 
 
 def holdout_mask(ids: Sequence[str], fraction: float, seed: int) -> np.ndarray:
@@ -46,6 +47,11 @@ def length_matched(positive_lengths: np.ndarray, negative_lengths: np.ndarray,
 
 class EmbeddingLogistic:
     """L2-regularised logistic regression on embeddings, ``C`` chosen by held-out accuracy.
+
+    Fitted by Newton's method in float64 to full convergence (the optimum is unique), so every
+    CPU finds the same model to float64 rounding; scores are compared on the grid of
+    :mod:`tamis.selectors.precision`. The objective is scikit-learn's:
+    ``C * sum(log-loss) + |w|**2 / 2``, the intercept unpenalised.
     After :meth:`fit`: ``coef_`` (d,), ``intercept_``, ``C_``, ``heldout_accuracy_``."""
 
     def __init__(self, Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0, 100.0), seed: int = 0,
@@ -53,8 +59,6 @@ class EmbeddingLogistic:
         self.Cs, self.seed, self.holdout = tuple(Cs), seed, holdout
 
     def fit(self, positives: np.ndarray, negatives: np.ndarray) -> EmbeddingLogistic:
-        from sklearn.linear_model import LogisticRegression
-
         check_sets(positives, negatives)
         x = np.concatenate([positives, negatives]).astype(np.float64)
         y = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
@@ -63,19 +67,18 @@ class EmbeddingLogistic:
             held = np.arange(len(x)) % 5 == 0
         best = None
         for c in self.Cs:
-            model = LogisticRegression(C=c, max_iter=2000).fit(x[~held], y[~held])
-            accuracy = float(np.mean(model.predict(x[held]) == y[held]))
-            if best is None or accuracy > best[0]:
-                best = (accuracy, c)
+            w = newton_logistic(x[~held], y[~held], c)
+            accuracy_c = accuracy(_sigmoid(x[held] @ w[:-1] + w[-1]), y[held])
+            if best is None or accuracy_c > best[0]:
+                best = (accuracy_c, c)
         self.heldout_accuracy_, self.C_ = best
-        final = LogisticRegression(C=self.C_, max_iter=2000).fit(x, y)
-        self.coef_, self.intercept_ = final.coef_[0], float(final.intercept_[0])
+        w = newton_logistic(x, y, self.C_)
+        self.coef_, self.intercept_ = w[:-1], float(w[-1])
         return self
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        """``P(high quality)`` per row, shape ``(n,)``."""
-        z = np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_
-        return 1.0 / (1.0 + np.exp(-z))
+        """``P(high quality)`` per row, shape ``(n,)``, on the grid."""
+        return quantize(_sigmoid(np.asarray(x, dtype=np.float64) @ self.coef_ + self.intercept_))
 
     def save(self, f: BinaryIO) -> None:
         info = {"C": self.C_, "heldout_accuracy": self.heldout_accuracy_, "Cs": self.Cs}
@@ -92,6 +95,45 @@ class EmbeddingLogistic:
         return model
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+
+
+def newton_logistic(x: np.ndarray, y: np.ndarray, C: float, max_iter: int = 100,
+                    tol: float = 1e-10) -> np.ndarray:
+    """Weights then intercept, shape ``(d + 1,)``, minimising
+    ``C * sum(log(1 + exp(-s_i z_i))) + |w|**2 / 2`` (``s_i = ±1``, ``z = x @ w + b``).
+
+    Damped Newton steps (backtracking on the objective) until a step moves no weight by more
+    than ``tol`` (relative): quadratic convergence leaves the optimum's float64 rounding."""
+    n, d = x.shape
+    xb = np.hstack([np.asarray(x, dtype=np.float64), np.ones((n, 1))])
+    reg = np.r_[np.full(d, 1.0 / C), 0.0]
+    sign = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
+
+    def objective(w: np.ndarray) -> float:
+        return float(np.sum(np.logaddexp(0.0, -sign * (xb @ w))) + 0.5 * np.sum(reg * w * w))
+
+    w = np.zeros(d + 1)
+    f = objective(w)
+    for _ in range(max_iter):
+        p = _sigmoid(xb @ w)
+        grad = xb.T @ (p - y) + reg * w
+        hess = (xb * (p * (1.0 - p))[:, None]).T @ xb + np.diag(reg + 1e-12)
+        step = np.linalg.solve(hess, grad)
+        t, slope = 1.0, float(grad @ step)
+        while True:
+            trial = w - t * step
+            f_trial = objective(trial)
+            if f_trial <= f - 1e-4 * t * slope or t < 1e-12:
+                break
+            t /= 2
+        w, f = trial, f_trial
+        if np.max(np.abs(t * step)) <= tol * max(1.0, float(np.max(np.abs(w)))):
+            break
+    return w
+
+
 def check_sets(positives, negatives) -> None:
     if len(positives) == 0 or len(negatives) == 0:
         raise ValueError(f"a quality classifier needs positives and negatives, got "
@@ -99,7 +141,10 @@ def check_sets(positives, negatives) -> None:
 
 
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    return float(np.mean((scores >= 0.5) == (labels == 1))) if len(labels) else None
+    """Share of ``labels`` (1 or 0) that scores on the grid, at 0.5, get right."""
+    if not len(labels):
+        return None
+    return float(np.mean((quantize(scores) >= 0.5) == (np.asarray(labels) == 1)))
 
 
 def top_fraction_threshold(scores: np.ndarray, keep: float) -> float:
@@ -109,6 +154,32 @@ def top_fraction_threshold(scores: np.ndarray, keep: float) -> float:
     ordered = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
     k = max(1, int(np.ceil(keep * len(ordered))))
     return float(ordered[k - 1])
+
+
+#: Cells of a score histogram: the grid points 0, STEP, ..., 1 of a probability.
+SCORE_CELLS = int(round(1 / STEP)) + 1
+
+
+def score_histogram(scores: np.ndarray) -> np.ndarray:
+    """Rows per grid cell of probabilities in [0, 1], shape ``(SCORE_CELLS,)``, int64: a
+    mergeable summary from which :func:`threshold_from_histogram` finds an exact percentile
+    of the quantised scores with bounded memory, at any corpus size."""
+    c = np.clip(cells(scores), 0, SCORE_CELLS - 1)
+    return np.bincount(c, minlength=SCORE_CELLS).astype(np.int64)
+
+
+def threshold_from_histogram(counts: np.ndarray, keep: float) -> float:
+    """:func:`top_fraction_threshold` of the quantised scores that ``counts`` summarises."""
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return 1.0
+    k = max(1, int(np.ceil(keep * total)))
+    from_top = np.cumsum(counts[::-1])
+    cell = len(counts) - 1 - int(np.searchsorted(from_top, k))
+    return float(cell * STEP)
 
 
 def ranks(x: np.ndarray) -> np.ndarray:

@@ -209,3 +209,18 @@ def stratum_weights(pool: np.ndarray, selected: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         w = (pool / pool.sum()) / (selected / selected.sum())
     return np.where(selected > 0, w, 0.0)
+
+
+def top_by_budget(keys: np.ndarray, sizes: np.ndarray, budget: float,
+                  ties: np.ndarray | None = None) -> np.ndarray:
+    """Indices (sorted) of the longest prefix of the rows in descending key order whose sizes
+    sum to at most ``budget``; ``-inf`` keys are never taken. Equal keys are ordered by
+    ``ties`` (ascending; e.g. :func:`~tamis.selectors.precision.tie_keys`), then position.
+
+    The in-memory reference of the streaming top-by-budget stage."""
+    keys = np.asarray(keys, dtype=np.float64)
+    ties = np.zeros(len(keys), np.uint64) if ties is None else np.asarray(ties)
+    order = np.lexsort((np.arange(len(keys)), ties, -keys))
+    order = order[np.isfinite(keys[order])]
+    taken = np.cumsum(np.asarray(sizes)[order]) <= budget
+    return np.sort(order[: int(np.argmin(taken)) if not taken.all() else len(order)])

@@ -13,7 +13,9 @@ from corpora import write_config
 
 from tamis.pipelines.dsir import key_bins
 from tamis.pipelines.records import hashed_ids
-from tamis.selectors.dsir import HashedNgramSelector, gumbel_keys, top_by_budget
+from tamis.selectors.dsir import HashedNgramSelector, gumbel_keys
+from tamis.selectors.precision import tie_keys
+from tamis.selectors.sampling import top_by_budget
 from tamis.selectors.tokens import count_tokens
 
 pytestmark = pytest.mark.slow
@@ -48,7 +50,7 @@ def test_dsir_job_selects_what_the_selector_selects(tmp_path, pool, run_cli):
     target = pq.read_table(DEMO / "specialist").column("text").to_pylist()
     selector = HashedNgramSelector(min_tokens=20).fit(target, texts)
     keys = gumbel_keys(selector.score(texts), ids, 4)
-    expected = {ids[i] for i in top_by_budget(keys, np.array(tokens), 15_000)}
+    expected = {ids[i] for i in top_by_budget(keys, np.array(tokens), 15_000, tie_keys(ids, 4))}
     table = pq.read_table(tmp_path / "out" / "data")
     assert set(table.column("id").to_pylist()) == expected
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -64,10 +66,10 @@ def test_dsir_job_selects_what_the_selector_selects(tmp_path, pool, run_cli):
 
 
 def test_key_bins_keep_the_order_of_keys():
-    keys = np.array([-1e12, -50.0, -1.0, 0.0, 0.5, 3.0, 300.0, 1e12, -np.inf])
+    keys = np.array([-1e12, -50.0, -1.0, 0.0, 2.0**-16, 0.5, 3.0, 300.0, 1e12, -np.inf])
     bins = key_bins(keys)
     assert np.all(np.diff(bins[:-1]) <= 0) and bins[-1] == 1 << 16
-    assert len(set(bins[1:-2].tolist())) == 6  # distinct keys stay apart
+    assert len(set(bins[1:-2].tolist())) == 7  # distinct keys stay apart
 
 
 def test_select_names_a_method(tmp_path, pool, run_cli):
@@ -88,9 +90,9 @@ def test_select_names_a_method(tmp_path, pool, run_cli):
 
 def test_a_budget_over_the_eligible_pool_has_no_cut_off_bin():
     from tamis.pipelines.records import ROW, SRC
-    from tamis.pipelines.topk import ASINH, KEY, _boundary
+    from tamis.pipelines.topk import KEY, RELATIVE, _boundary
     from tamis.selectors.sampling import Cutoff
 
     table = pa.table({KEY: [-np.inf, -np.inf, 3.0], "id": ["a", "b", "c"], SRC: [0, 0, 0],
                       ROW: [0, 1, 2], "n_tokens": [5, 5, 5]})
-    assert list(_boundary(table, Cutoff(bin=1 << 16, remaining=0), ASINH)) == []
+    assert list(_boundary(table, Cutoff(bin=1 << 16, remaining=0), RELATIVE, 0)) == []

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tamis.selectors.dsir import HashedNgramSelector, gumbel_keys, top_by_budget
+from tamis.selectors.dsir import HashedNgramSelector, gumbel_keys
+from tamis.selectors.precision import STEP
 
 TARGET = ["import the module and call the function", "the function returns a list",
           "call the method of the class"]
@@ -40,11 +41,12 @@ def test_gumbel_top_k_samples_proportionally_to_weight():
     assert firsts / 3000 == pytest.approx([0.1, 0.2, 0.7], abs=0.03)
 
 
-def test_top_by_budget_takes_a_prefix_of_the_highest_keys():
-    keys = np.array([0.1, 5.0, 3.0, -np.inf, 4.0])
-    sizes = np.array([1, 2, 2, 1, 2])
-    assert top_by_budget(keys, sizes, 4).tolist() == [1, 4]
-    assert top_by_budget(keys, sizes, 100).tolist() == [0, 1, 2, 4]  # -inf is never taken
+def test_scores_and_keys_lie_on_the_grid():
+    s = HashedNgramSelector(num_buckets=64).fit(TARGET, RAW)
+    scores = s.score(TARGET + RAW)
+    assert np.all(scores / STEP == np.round(scores / STEP))
+    keys = gumbel_keys(scores, [str(i) for i in range(len(scores))], seed=1)
+    assert np.all(keys / STEP == np.round(keys / STEP))
 
 
 def test_errors():

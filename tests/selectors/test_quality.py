@@ -36,6 +36,20 @@ def test_exact_threshold_keeps_the_top_share():
         top_fraction_threshold(scores, 0)
 
 
+def test_the_histogram_threshold_is_the_exact_percentile_of_the_grid_scores():
+    from tamis.selectors.precision import quantize
+    from tamis.selectors.quality import score_histogram, threshold_from_histogram
+
+    rng = np.random.default_rng(3)
+    scores = quantize(np.r_[rng.beta(2, 5, 5000), np.full(300, 0.5), [0.0, 1.0]])
+    halves = score_histogram(scores[:2000]) + score_histogram(scores[2000:])  # mergeable
+    for keep in (0.001, 0.1, 0.25, 0.5, 0.9, 1.0):
+        threshold = threshold_from_histogram(halves, keep)
+        assert threshold == top_fraction_threshold(scores, keep)
+        assert np.sum(scores >= threshold) >= np.ceil(keep * len(scores))
+    assert threshold_from_histogram(np.zeros_like(halves), 0.5) == 1.0
+
+
 def test_diagnostics_report_hq_pass_share_and_length_correlation():
     pool = np.linspace(0, 1, 50)
     lengths = np.arange(50)[::-1]  # short = good

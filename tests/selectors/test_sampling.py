@@ -146,3 +146,14 @@ def test_stratum_weights_undo_balancing():
 def test_any_integer_seed_works():
     assert row_keys(["a"], 2**64 + 5)[0] == row_keys(["a"], 5)[0]
     assert row_keys(["a"], -1)[0] == row_keys(["a"], 2**64 - 1)[0]
+
+
+def test_top_by_budget_takes_a_prefix_of_the_highest_keys_ties_by_their_keys():
+    from tamis.selectors.sampling import top_by_budget
+
+    keys = np.array([0.1, 5.0, 3.0, -np.inf, 4.0])
+    sizes = np.array([1, 2, 2, 1, 2])
+    assert top_by_budget(keys, sizes, 4).tolist() == [1, 4]
+    assert top_by_budget(keys, sizes, 100).tolist() == [0, 1, 2, 4]  # -inf is never taken
+    tied = np.array([1.0, 1.0, 1.0])
+    assert top_by_budget(tied, np.ones(3), 1, ties=np.array([5, 2, 9], np.uint64)).tolist() == [1]
