@@ -5,7 +5,8 @@ ReadForFit ─► bucket counts ─┴► Fit (log importance ratio per bucket)
 key = log w + Gumbel(seed, id) ─► the highest keys up to the budget (:mod:`.topk`, two reads)
 Read ─► Select ─► Write shards, manifest
 
-Keys are binned through ``asinh``, a fixed monotone map with relative resolution. Every pass
+Keys lie on the grid of :mod:`tamis.selectors.precision` and are binned by their binary
+exponent and top mantissa bits, an exact monotone map with relative resolution. Every pass
 reads the inputs again rather than holding records: memory stays flat on a local runner.
 """
 
@@ -16,20 +17,11 @@ from dataclasses import dataclass
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.metrics import Metrics
 
 from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.stages import (
-    NAMESPACE,
-    DataError,
-    ReadRecords,
-    manifest_base,
-    selected_schema,
-    split_by_shard,
-    sum_tally,
-    write_outputs,
-)
-from tamis.pipelines.topk import ASINH, KEY, in_top, top_by_budget
+from tamis.pipelines.stages import DataError, ReadRecords
+from tamis.pipelines.tail import Fate, SelectionTail, selected_schema, write_selection
+from tamis.pipelines.topk import KEY, RELATIVE, in_top, top_by_budget
 from tamis.selectors.dsir import HashedNgramSelector, gumbel_keys
 
 SCORE = "dsir_log_weight"
@@ -55,7 +47,7 @@ def output_schema(plan: InputPlan) -> pa.Schema:
 
 def key_bins(keys: np.ndarray) -> np.ndarray:
     """Bin 0 holds the highest keys; ``-inf`` keys (too short) fall past the last bin."""
-    return ASINH.bins(keys)
+    return RELATIVE.bins(keys)
 
 
 def _counts(table: pa.Table, spec: DsirSpec, text_column: str) -> np.ndarray:
@@ -109,26 +101,16 @@ class _Score(beam.DoFn):
 
 class _Select(beam.DoFn):
     def __init__(self, spec: DsirSpec) -> None:
-        self._spec = spec
+        self._tail = SelectionTail(spec.seed, spec.num_shards)
 
     def setup(self) -> None:
-        self._kept = Metrics.counter(NAMESPACE, "rows_kept")
+        self._tail.setup()
 
     def process(self, table: pa.Table, cut, taken: set):
-        keep = in_top(table, cut, taken, ASINH)
-        tokens = table.column("n_tokens").to_numpy()
+        keep = in_top(table, cut, taken, RELATIVE)
         short = ~np.isfinite(table.column(KEY).to_numpy())
-        for reason, mask in (("too_short", short), ("not_sampled", ~keep & ~short)):
-            if mask.any():
-                yield beam.pvalue.TaggedOutput(
-                    "tally", ("dropped", reason, int(mask.sum()), int(tokens[mask].sum())))
-        self._kept.inc(int(keep.sum()))
-        if not keep.any():
-            return
-        kept = table.filter(pa.array(keep))
-        kept = kept.append_column("weight", pa.array(np.ones(kept.num_rows)))
-        kept = kept.append_column("n_samples", pa.array(np.ones(kept.num_rows, np.int64)))
-        yield from split_by_shard(kept, self._spec.seed, self._spec.num_shards, KEY)
+        yield from self._tail.emit(table, Fate(
+            keep, {"too_short": short, "not_sampled": ~keep & ~short}))
 
 
 def build(pipeline: beam.Pipeline, plan: InputPlan, target: InputPlan, spec: DsirSpec,
@@ -147,35 +129,28 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, target: InputPlan, spec: Dsi
               | "TargetCounts" >> beam.Map(_counts, spec, target.text_column)
               | "SumTarget" >> beam.CombineGlobally(_Fit()))
     log_ratio = raw | "Fit" >> beam.Map(_fit, beam.pvalue.AsSingleton(wanted), spec)
-    cut, taken = top_by_budget(lambda label: scored(label)[1], spec.budget, ASINH)
+    cut, taken = top_by_budget(lambda label: scored(label)[1], spec.budget, spec.seed, RELATIVE)
     read, keyed = scored("")
     selected = keyed | "Select" >> beam.ParDo(
         _Select(spec), beam.pvalue.AsSingleton(cut), beam.pvalue.AsSingleton(taken)
     ).with_outputs("tally", main="kept")
-    write_outputs(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
-                  selected.kept, read["rows_in"], [read["rejects"]],
-                  _Manifest(plan, spec, header), tally=selected.tally)
+    write_selection(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
+                    selected, read["rows_in"], [read["rejects"]], header, _Finish(spec, header))
 
 
-class _Manifest:
-    def __init__(self, plan: InputPlan, spec: DsirSpec, header: dict) -> None:
-        self.plan, self.spec, self.header = plan, spec, header
+class _Finish:
+    def __init__(self, spec: DsirSpec, header: dict) -> None:
+        self.spec, self.header = spec, header
 
-    def __call__(self, checksums, rows_in, shards, rejects, tally) -> dict:
-        base, _ = manifest_base(self.plan, self.header, checksums, rows_in, shards, rejects)
-        shards = base["outputs"]["shards"]
-        kept = sum(e["rows"] for e in shards)
-        tokens = sum(e["tokens"] for e in shards)
-        dropped = {k: v[0] for k, v in sum_tally(tally).get("dropped", {}).items() if v[0]}
-        base["outputs"].update(rows=kept, tokens=tokens, schema=[
-            {"name": f.name, "type": str(f.type)} for f in output_schema(self.plan)])
-        base["accounting"].update(rows_kept=kept, rows_dropped=dropped)
-        if tokens < 0.98 * self.spec.budget:
-            base["warnings"].append(f"selected {tokens:,} tokens of the {self.spec.budget:,} "
-                                    f"asked: the pool has no more rows of {self.spec.min_words}+"
+    def __call__(self, base: dict) -> dict:
+        spec = self.spec
+        tokens = base["outputs"]["tokens"]
+        if tokens < 0.98 * spec.budget:
+            base["warnings"].append(f"selected {tokens:,} tokens of the {spec.budget:,} "
+                                    f"asked: the pool has no more rows of {spec.min_words}+"
                                     f" words")
-        return {**base, "selector": {
-            "method": "dsir", "budget_tokens": self.spec.budget, "selected_rows": kept,
-            "selected_tokens": tokens, "num_buckets": self.spec.num_buckets,
-            "ngrams": self.spec.ngrams, "min_words": self.spec.min_words,
-            "max_repetition": 1, **self.header.get("selector", {})}}
+        base["selector"].update({
+            "method": "dsir", "budget_tokens": spec.budget, "num_buckets": spec.num_buckets,
+            "ngrams": spec.ngrams, "min_words": spec.min_words,
+            **self.header.get("selector", {})})
+        return base

@@ -5,11 +5,12 @@ an embedding cache (``tamis embed`` on the pool and on the high-quality set).
 
 ReadPositives ─┐
 ReadForTrain ──┴► negatives (seed, id; optionally length-matched) ─► Train ─► model path
-ReadForThreshold ─► Score ─► scores (exact) or ApproximateQuantiles ─► threshold
+ReadForThreshold ─► Score ─► histogram of scores on the grid ─► threshold (exact percentile)
 Read ─► Score ─► keep score >= threshold (or annotate only) ─► Write shards, manifest
 
-Every pass reads the inputs again instead of holding them; the exact threshold holds one
-float per row, the approximate one a few thousand.
+Every pass reads the inputs again instead of holding them. Scores are probabilities rounded to
+the grid of :mod:`tamis.selectors.precision`, so the percentile is exact from a histogram of
+65,537 counts, at any corpus size, and the same on every CPU.
 """
 
 from __future__ import annotations
@@ -23,37 +24,29 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.metrics import Metrics
 
 from tamis.embeddings.fasttext_quality import CC, HQ, FastTextQuality
 from tamis.pipelines.files import filesystem, join, write_atomically
 from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import SRC
-from tamis.pipelines.stages import (
-    NAMESPACE,
-    DataError,
-    ReadRecords,
-    manifest_base,
-    selected_schema,
-    split_by_shard,
-    sum_tally,
-    write_outputs,
-)
+from tamis.pipelines.stages import DataError, ReadRecords
+from tamis.pipelines.tail import Fate, SelectionTail, selected_schema, write_selection
 from tamis.pipelines.vectors import ReadDocumentVectors, batch_vectors, open_cache
 from tamis.selectors.importance import uniforms
+from tamis.selectors.precision import STEP, quantize
 from tamis.selectors.quality import (
     EmbeddingLogistic,
     accuracy,
     diagnostics,
     holdout_mask,
     length_matched,
-    top_fraction_threshold,
+    score_histogram,
+    threshold_from_histogram,
 )
 from tamis.selectors.sampling import row_keys
 
-KEY, SCORE = "__key", "quality_score"
+SCORE = "quality_score"
 MODELS = {"fasttext": "models/quality.bin", "embedding": "models/quality.npz"}
-QUANTILES = 10_000
 
 
 @dataclass(frozen=True)
@@ -63,7 +56,6 @@ class QualitySpec:
     threshold: float | None = None
     negatives: int = 0  # negatives sampled from the pool; 0: as many as positives
     length_match: bool = False
-    exact: bool = True  # exact percentile; False: Beam's approximate quantiles
     annotate_only: bool = False
     holdout: float = 0.1
     seed: int = 0
@@ -159,7 +151,7 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
     write_atomically(_description(path), lambda f: f.write(text))
     return {"path": path, "heldout_accuracy": held_accuracy, "positives": len(positives),
             "negatives": len(negatives),
-            "hq_scores": model.score(_features(positives, every_p)).tolist(),
+            "hq_scores": quantize(model.score(_features(positives, every_p))).tolist(),
             "negative_mean_length": float(np.mean([_length(c) for c in negatives]))}
 
 
@@ -239,7 +231,7 @@ class _Score(beam.DoFn):
         if trained["path"] != self._path:
             self._model, self._path = _load(trained["path"]), trained["path"]
         if self._spec.classifier == "fasttext":
-            scores = self._model.score(table.column(self._plan.text_column).to_pylist())
+            scores = quantize(self._model.score(table.column(self._plan.text_column).to_pylist()))
         else:
             src = int(table.column(SRC)[0].as_py())
             table, vectors, _, missing = batch_vectors(
@@ -248,46 +240,40 @@ class _Score(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("rejects", (src, missing))
             if not table.num_rows:
                 return
-            scores = self._model.score(vectors)
+            scores = quantize(self._model.score(vectors))
         yield table.append_column(SCORE, pa.array(scores, pa.float64()))
 
 
-def _threshold(values, spec: QualitySpec) -> float:
+def _histogram(table: pa.Table) -> np.ndarray:
+    return score_histogram(table.column(SCORE).to_numpy())
+
+
+def _threshold(counts, spec: QualitySpec) -> float:
     if spec.threshold is not None:
         return float(spec.threshold)
-    if spec.exact:
-        return top_fraction_threshold(np.asarray(values, dtype=np.float64), spec.keep_top)
-    quantiles = values  # QUANTILES + 1 cut points, ascending
-    index = int(round((1.0 - spec.keep_top) * QUANTILES))
-    return float(quantiles[min(max(index, 0), QUANTILES)])
+    if not isinstance(counts, np.ndarray):  # no row was scored
+        return 1.0
+    return threshold_from_histogram(counts, spec.keep_top)
 
 
 class _Filter(beam.DoFn):
     def __init__(self, spec: QualitySpec) -> None:
         self._spec = spec
+        self._tail = SelectionTail(spec.seed, spec.num_shards)
 
     def setup(self) -> None:
-        self._kept = Metrics.counter(NAMESPACE, "rows_kept")
+        self._tail.setup()
 
     def process(self, table: pa.Table, threshold: float):
         scores = table.column(SCORE).to_numpy()
         tokens = table.column("n_tokens").to_numpy()
-        keep = np.ones(len(scores), bool) if self._spec.annotate_only else scores >= threshold
-        if (~keep).any():
-            yield beam.pvalue.TaggedOutput("tally", ("dropped", "below_quality_threshold",
-                                                     int((~keep).sum()),
-                                                     int(tokens[~keep].sum())))
+        keep = (np.ones(len(scores), bool) if self._spec.annotate_only
+                else scores >= quantize(threshold))
         ids = table.column("id").to_pylist()
         sampled = uniforms(ids, self._spec.seed + 1) < self._spec.stats_rate
         yield beam.pvalue.TaggedOutput("stats", (scores[sampled].tolist(),
                                                  tokens[sampled].tolist()))
-        self._kept.inc(int(keep.sum()))
-        if not keep.any():
-            return
-        kept = table.filter(pa.array(keep))
-        kept = kept.append_column("weight", pa.array(np.ones(kept.num_rows)))
-        kept = kept.append_column("n_samples", pa.array(np.ones(kept.num_rows, np.int64)))
-        yield from split_by_shard(kept, self._spec.seed, self._spec.num_shards, KEY)
+        yield from self._tail.emit(table, Fate(keep, {"below_quality_threshold": ~keep}))
 
 
 def _training_sets(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan | None,
@@ -320,49 +306,36 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan | None,
     if spec.threshold is not None or spec.annotate_only:  # no pass to find a percentile
         threshold = pipeline | "Threshold" >> beam.Create([spec.threshold or 0.0])
     else:
-        scores = (((pipeline | "ReadForThreshold" >> ReadRecords(plan))["records"]
-                   | "ScoreForThreshold" >> beam.ParDo(_Score(plan, spec), model)
-                   .with_outputs("rejects", main="scored")).scored
-                  | "Scores" >> beam.FlatMap(lambda t: t.column(SCORE).to_pylist()))
-        if spec.exact:
-            cut = scores | "AllScores" >> beam.combiners.ToList()
-        else:
-            cut = scores | "Quantiles" >> beam.ApproximateQuantiles.Globally(QUANTILES + 1)
-        threshold = cut | "Threshold" >> beam.Map(_threshold, spec)
+        threshold = (((pipeline | "ReadForThreshold" >> ReadRecords(plan))["records"]
+                      | "ScoreForThreshold" >> beam.ParDo(_Score(plan, spec), model)
+                      .with_outputs("rejects", main="scored")).scored
+                     | "ScoreHistogram" >> beam.Map(_histogram)
+                     | "SumHistograms" >> beam.CombineGlobally(sum)
+                     | "Threshold" >> beam.Map(_threshold, spec))
     read = pipeline | "ReadRecords" >> ReadRecords(plan)
     scored = read["records"] | "Score" >> beam.ParDo(_Score(plan, spec), model).with_outputs(
         "rejects", main="scored")
     filtered = (scored.scored
                 | "Filter" >> beam.ParDo(_Filter(spec), beam.pvalue.AsSingleton(threshold))
                 .with_outputs("tally", "stats", main="kept"))
-    write_outputs(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
-                  filtered.kept, read["rows_in"], [read["rejects"], scored.rejects],
-                  _Manifest(plan, spec, header), tally=filtered.tally, stats=filtered.stats,
-                  trained=trained, threshold=threshold)
+    write_selection(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
+                    filtered, read["rows_in"], [read["rejects"], scored.rejects], header,
+                    _Finish(spec), stats=filtered.stats, trained=trained, threshold=threshold)
 
 
-class _Manifest:
-    def __init__(self, plan: InputPlan, spec: QualitySpec, header: dict) -> None:
-        self.plan, self.spec, self.header = plan, spec, header
+class _Finish:
+    def __init__(self, spec: QualitySpec) -> None:
+        self.spec = spec
 
-    def __call__(self, checksums, rows_in, shards, rejects, tally, stats, trained,
-                 threshold) -> dict:
-        base, _ = manifest_base(self.plan, self.header, checksums, rows_in, shards, rejects)
+    def __call__(self, base: dict, stats, trained, threshold) -> dict:
         trained, threshold = trained[0], threshold[0]
-        kept = sum(e["rows"] for e in base["outputs"]["shards"])
-        dropped = {k: v[0] for k, v in sum_tally(tally).get("dropped", {}).items() if v[0]}
-        base["outputs"].update(rows=kept, tokens=sum(e["tokens"] for e in
-                                                      base["outputs"]["shards"]),
-                               schema=[{"name": f.name, "type": str(f.type)}
-                                       for f in output_schema(self.plan)])
-        base["accounting"].update(rows_kept=kept, rows_dropped=dropped)
         scores = np.concatenate([np.asarray(s, float) for s, _ in stats]) if stats else []
         lengths = np.concatenate([np.asarray(n, float) for _, n in stats]) if stats else []
         report = diagnostics(scores, lengths, np.asarray(trained["hq_scores"]), threshold)
-        return {**base, "selector": {
+        base["selector"].update({
             "method": "quality", "classifier": self.spec.classifier,
             "keep_top": self.spec.keep_top,
-            "threshold": threshold, "exact_threshold": self.spec.exact,
+            "threshold": threshold, "score_step": STEP,
             "annotate_only": self.spec.annotate_only, "length_match": self.spec.length_match,
             "positives": trained["positives"], "negatives": trained["negatives"],
             "heldout_accuracy": trained["heldout_accuracy"],
@@ -370,4 +343,5 @@ class _Manifest:
             else round(trained["negative_mean_length"], 1),
             "length_unit": "characters" if self.spec.classifier == "fasttext"
             else "model tokens",
-            "model": self.spec.model_path or self.spec.model_file, **report}}
+            "model": self.spec.model_path or self.spec.model_file, **report})
+        return base

@@ -19,21 +19,14 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-from apache_beam.metrics import Metrics
 
 from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import ROW, SRC
-from tamis.pipelines.stages import (
-    NAMESPACE,
-    ReadRecords,
-    manifest_base,
-    selected_schema,
-    split_by_shard,
-    sum_tally,
-    write_outputs,
-)
+from tamis.pipelines.stages import ReadRecords
+from tamis.pipelines.tail import Fate, SelectionTail, selected_schema, write_selection
 from tamis.pipelines.topk import COSINE, KEY, in_top, top_by_budget
 from tamis.pipelines.vectors import batch_vectors, open_cache, read_documents
+from tamis.selectors.precision import quantize, tie_keys
 from tamis.selectors.relevance import NeighbourIndex, knn_relevance, mmr
 
 SCORE, RANK, VECTOR = "relevance", "mmr_rank", "__vector"
@@ -90,8 +83,8 @@ class _Relevance(beam.DoFn):
             yield beam.pvalue.TaggedOutput("rejects", (src, missing))
         if not table.num_rows:
             return
-        score = sum(w * knn_relevance(index, vectors, self._spec.k)
-                    for index, w in self._indexes) / self._total
+        score = quantize(sum(w * knn_relevance(index, vectors, self._spec.k)
+                             for index, w in self._indexes) / self._total)
         table = table.set_column(table.schema.get_field_index("n_tokens"), "n_tokens",
                                  pa.array(np.asarray(tokens, dtype=np.int64)))
         table = table.append_column(SCORE, pa.array(score, pa.float64()))
@@ -103,8 +96,9 @@ class _Relevance(beam.DoFn):
         yield table
 
 
-def _candidates(table: pa.Table, cut, taken: set):
-    """``((-relevance, id, source, row), tokens, relevance, vector)`` of the candidate rows."""
+def _candidates(table: pa.Table, cut, taken: set, seed: int):
+    """``((-relevance, tie key, id, source, row), tokens, relevance, vector)`` of the
+    candidate rows."""
     keep = in_top(table, cut, taken, COSINE)
     if not keep.any():
         return
@@ -112,28 +106,30 @@ def _candidates(table: pa.Table, cut, taken: set):
     dim = rows.schema.field(VECTOR).type.list_size
     vectors = rows.column(VECTOR).combine_chunks().flatten().to_numpy().reshape(-1, dim)
     score = rows.column(SCORE).to_numpy()
-    for i, (ident, src, row, tokens) in enumerate(zip(
-            rows.column("id").to_pylist(), rows.column(SRC).to_pylist(),
+    ids = rows.column("id").to_pylist()
+    for i, (ident, tie, src, row, tokens) in enumerate(zip(
+            ids, tie_keys(ids, seed).tolist(), rows.column(SRC).to_pylist(),
             rows.column(ROW).to_pylist(), rows.column("n_tokens").to_pylist(), strict=True)):
-        yield (-float(score[i]), ident, src, row), int(tokens), float(score[i]), vectors[i]
+        yield (-float(score[i]), tie, ident, src, row), int(tokens), float(score[i]), vectors[i]
 
 
 def _pick(candidates: list, spec: RelevanceSpec) -> dict:
-    """Greedy MMR over the candidates in key order: ``(source, row) → pick rank``."""
+    """Greedy MMR over the candidates in key order (equal gains go to the earlier candidate):
+    ``(source, row) → pick rank``."""
     candidates = sorted(candidates, key=lambda c: c[0])
     if not candidates:
         return {}
     order = mmr(np.stack([c[3] for c in candidates]), np.array([c[2] for c in candidates]),
                 np.array([c[1] for c in candidates]), spec.budget, spec.mmr_lambda)
-    return {(candidates[i][0][2], candidates[i][0][3]): rank for rank, i in enumerate(order)}
+    return {(candidates[i][0][3], candidates[i][0][4]): rank for rank, i in enumerate(order)}
 
 
 class _Select(beam.DoFn):
     def __init__(self, spec: RelevanceSpec) -> None:
-        self._spec = spec
+        self._tail = SelectionTail(spec.seed, spec.num_shards)
 
     def setup(self) -> None:
-        self._kept = Metrics.counter(NAMESPACE, "rows_kept")
+        self._tail.setup()
 
     def process(self, table: pa.Table, cut, taken: set, picked: dict | None = None):
         if picked is None:
@@ -141,25 +137,17 @@ class _Select(beam.DoFn):
         else:
             src, row = table.column(SRC).to_pylist(), table.column(ROW).to_pylist()
             keep = np.array([(s, r) in picked for s, r in zip(src, row, strict=True)], bool)
-        tokens = table.column("n_tokens").to_numpy()
-        if (~keep).any():
-            yield beam.pvalue.TaggedOutput(
-                "tally", ("dropped", "not_selected", int((~keep).sum()),
-                          int(tokens[~keep].sum())))
-        self._kept.inc(int(keep.sum()))
-        if not keep.any():
-            return
-        kept = table.filter(pa.array(keep))
-        score = kept.column(SCORE).to_numpy()
-        yield beam.pvalue.TaggedOutput("stats", (float(score.sum()), float(score.min()),
-                                                 len(score)))
-        kept = kept.append_column("weight", pa.array(np.ones(kept.num_rows)))
-        kept = kept.append_column("n_samples", pa.array(np.ones(kept.num_rows, np.int64)))
-        if picked is not None:
-            ranks = [picked[(s, r)] for s, r in zip(kept.column(SRC).to_pylist(),
-                                                    kept.column(ROW).to_pylist(), strict=True)]
-            kept = kept.append_column(RANK, pa.array(ranks, pa.int64()))
-        yield from split_by_shard(kept, self._spec.seed, self._spec.num_shards, KEY)
+        columns = {}
+        if picked is not None and keep.any():
+            kept = table.filter(pa.array(keep))
+            columns[RANK] = pa.array([picked[(s, r)] for s, r in zip(
+                kept.column(SRC).to_pylist(), kept.column(ROW).to_pylist(), strict=True)],
+                pa.int64())
+        if keep.any():
+            score = table.column(SCORE).to_numpy()[keep]
+            yield beam.pvalue.TaggedOutput("stats", (float(score.sum()), float(score.min()),
+                                                     len(score)))
+        yield from self._tail.emit(table, Fate(keep, {"not_selected": ~keep}, columns=columns))
 
 
 def build(pipeline: beam.Pipeline, plan: InputPlan, spec: RelevanceSpec, header: dict) -> None:
@@ -171,41 +159,35 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, spec: RelevanceSpec, header:
 
     diverse = spec.mmr_lambda is not None
     budget = spec.budget * spec.mmr_candidates if diverse else spec.budget
-    cut, taken = top_by_budget(lambda label: scored(label)[1].scored, budget, COSINE)
+    cut, taken = top_by_budget(lambda label: scored(label)[1].scored, budget, spec.seed,
+                               COSINE)
     sides = [beam.pvalue.AsSingleton(cut), beam.pvalue.AsSingleton(taken)]
     if diverse:
         _, keyed = scored("ForCandidates", vectors=True)
-        picked = (keyed.scored | "Candidates" >> beam.FlatMap(_candidates, *sides)
+        picked = (keyed.scored | "Candidates" >> beam.FlatMap(_candidates, *sides, spec.seed)
                   | "CollectCandidates" >> beam.combiners.ToList()
                   | "MMR" >> beam.Map(_pick, spec))
         sides.append(beam.pvalue.AsSingleton(picked))
     read, keyed = scored("")
     selected = keyed.scored | "Select" >> beam.ParDo(_Select(spec), *sides).with_outputs(
         "tally", "stats", main="kept")
-    write_outputs(pipeline, plan, spec.out_dir, output_schema(plan, spec), spec.num_shards,
-                  selected.kept, read["rows_in"], [read["rejects"], keyed.rejects],
-                  _Manifest(plan, spec, header), tally=selected.tally, stats=selected.stats)
+    write_selection(pipeline, plan, spec.out_dir, output_schema(plan, spec), spec.num_shards,
+                    selected, read["rows_in"], [read["rejects"], keyed.rejects], header,
+                    _Finish(spec, header), stats=selected.stats)
 
 
-class _Manifest:
-    def __init__(self, plan: InputPlan, spec: RelevanceSpec, header: dict) -> None:
-        self.plan, self.spec, self.header = plan, spec, header
+class _Finish:
+    def __init__(self, spec: RelevanceSpec, header: dict) -> None:
+        self.spec, self.header = spec, header
 
-    def __call__(self, checksums, rows_in, shards, rejects, tally, stats) -> dict:
-        base, _ = manifest_base(self.plan, self.header, checksums, rows_in, shards, rejects)
-        shards = base["outputs"]["shards"]
-        kept = sum(e["rows"] for e in shards)
-        tokens = sum(e["tokens"] for e in shards)
-        dropped = {k: v[0] for k, v in sum_tally(tally).get("dropped", {}).items() if v[0]}
-        base["outputs"].update(rows=kept, tokens=tokens, schema=[
-            {"name": f.name, "type": str(f.type)} for f in output_schema(self.plan, self.spec)])
-        base["accounting"].update(rows_kept=kept, rows_dropped=dropped)
+    def __call__(self, base: dict, stats) -> dict:
+        tokens, kept = base["outputs"]["tokens"], base["outputs"]["rows"]
         if tokens < 0.98 * self.spec.budget:
             base["warnings"].append(f"selected {tokens:,} tokens of the {self.spec.budget:,} "
                                     f"asked: the pool holds no more")
         total = sum(s[0] for s in stats)
-        return {**base, "selector": {
+        base["selector"].update({
             **self.header.get("selector", {}),
-            "selected_rows": kept, "selected_tokens": tokens, "max_repetition": 1 if kept else 0,
             "mean_relevance": round(total / kept, 6) if kept else None,
-            "min_relevance": round(min(s[1] for s in stats), 6) if stats else None}}
+            "min_relevance": round(min(s[1] for s in stats), 6) if stats else None})
+        return base

@@ -16,19 +16,11 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.metrics import Metrics
 
 from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import ROW, SRC
-from tamis.pipelines.stages import (
-    NAMESPACE,
-    ReadRecords,
-    manifest_base,
-    selected_schema,
-    split_by_shard,
-    sum_tally,
-    write_outputs,
-)
+from tamis.pipelines.stages import ReadRecords
+from tamis.pipelines.tail import Fate, SelectionTail, selected_schema, write_selection
 from tamis.selectors.sampling import UniformSampler, select_boundary, stratum_weights
 
 KEY, STRATUM = "__key", "__stratum"
@@ -144,15 +136,15 @@ def _resolve(candidates: list, sampler: UniformSampler) -> dict:
 class _Select(beam.DoFn):
     def __init__(self, spec: SampleSpec) -> None:
         self._spec = spec
+        self._tail = SelectionTail(spec.seed, spec.num_shards)
 
     def setup(self) -> None:
-        self._kept = Metrics.counter(NAMESPACE, "rows_kept")
-        self._dropped = Metrics.counter(NAMESPACE, "rows_dropped_not_sampled")
+        self._tail.setup()
 
     def process(self, table: pa.Table, sampler: UniformSampler, resolved: dict):
         strata = table.column(STRATUM).to_pylist()
         index = {s: i for i, s in enumerate(sampler.strata_)}
-        rows_of = [index[s] for s in strata]
+        rows_of = np.array([index[s] for s in strata], dtype=np.int64)
         cut = np.array([sampler.cutoffs_[s].bin for s in strata], dtype=np.int64)
         keys = table.column(KEY).to_numpy()
         bins = (keys >> np.uint64(64 - sampler.bin_bits)).astype(np.int64)
@@ -160,23 +152,10 @@ class _Select(beam.DoFn):
         src, row = table.column(SRC).to_numpy(), table.column(ROW).to_numpy()
         for i in np.flatnonzero(bins == cut):
             keep[i] = (int(src[i]), int(row[i])) in resolved["taken"][strata[i]]
-        weights = resolved["weights"]
-        tokens = table.column("n_tokens").to_numpy()
-        self._kept.inc(int(keep.sum()))
-        self._dropped.inc(int((~keep).sum()))
-        yield beam.pvalue.TaggedOutput(
-            "tally", ("dropped", "not_sampled", int((~keep).sum()), int(tokens[~keep].sum())))
-        for f in np.unique(src):
-            mine = keep & (src == f)
-            yield beam.pvalue.TaggedOutput(
-                "tally", ("source", int(f), int(mine.sum()), int(tokens[mine].sum())))
-        if not keep.any():
-            return
-        kept = table.filter(pa.array(keep))
-        w = np.array([weights[rows_of[i]] for i in np.flatnonzero(keep)], dtype=np.float64)
-        kept = kept.append_column("weight", pa.array(w))
-        kept = kept.append_column("n_samples", pa.array(np.ones(kept.num_rows, np.int64)))
-        yield from split_by_shard(kept, self._spec.seed, self._spec.num_shards, KEY)
+        weights = np.asarray(resolved["weights"], dtype=np.float64)
+        yield from self._tail.emit(table, Fate(
+            keep, {"not_sampled": ~keep},
+            weight=weights[rows_of[keep]] if len(weights) else 1.0))
 
 
 class SampleUniform(beam.PTransform):
@@ -184,8 +163,8 @@ class SampleUniform(beam.PTransform):
 
     Applied to the pipeline, it reads the inputs once per pass (histogram, cut-off bin,
     selection) rather than keeping records between passes: a local runner would otherwise hold
-    the whole corpus in memory. Returns ``kept`` (``(shard, table)``), ``tally``, ``sampler``,
-    ``resolved``, and the main read's ``rows_in`` and ``rejects``.
+    the whole corpus in memory. Returns ``selected`` (its ``kept`` ``(shard, table)`` pairs and
+    ``tally``), ``sampler``, ``resolved``, and the main read's ``rows_in`` and ``rejects``.
     """
 
     def __init__(self, plan: InputPlan, spec: SampleSpec) -> None:
@@ -221,7 +200,7 @@ class SampleUniform(beam.PTransform):
         out = keyed | "Select" >> beam.ParDo(
             _Select(spec), fitted, beam.pvalue.AsSingleton(resolved)).with_outputs(
             "tally", main="kept")
-        return {"kept": out.kept, "tally": out.tally, "sampler": sampler, "resolved": resolved,
+        return {"selected": out, "sampler": sampler, "resolved": resolved,
                 "rows_in": read["rows_in"], "rejects": read["rejects"]}
 
 
@@ -229,55 +208,32 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, spec: SampleSpec, header: di
     """Add the whole ``sample`` job to ``pipeline``; ``header`` opens the manifest (job,
     config, config_hash, seed, warnings)."""
     sample = pipeline | "SampleUniform" >> SampleUniform(plan, spec)
-    write_outputs(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
-                  sample["kept"], sample["rows_in"], [sample["rejects"]],
-                  _ManifestBuilder(plan, spec, header), tally=sample["tally"],
-                  sampler=sample["sampler"], resolved=sample["resolved"])
+    write_selection(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
+                    sample["selected"], sample["rows_in"], [sample["rejects"]], header,
+                    _Finish(spec), sampler=sample["sampler"], resolved=sample["resolved"])
 
 
-class _ManifestBuilder:
-    """Assembles the manifest from what the stages report (a picklable callable)."""
+class _Finish:
+    """The sample job's own manifest sections (a picklable callable)."""
 
-    def __init__(self, plan: InputPlan, spec: SampleSpec, header: dict) -> None:
-        self.plan, self.spec, self.header = plan, spec, header
+    def __init__(self, spec: SampleSpec) -> None:
+        self.spec = spec
 
-    def __call__(self, checksums, rows_in, shards, rejects, tally, sampler, resolved) -> dict:
-        plan, spec = self.plan, self.spec
+    def __call__(self, base: dict, sampler, resolved) -> dict:
+        spec = self.spec
         sampler, resolved = sampler[0], resolved[0]
-        sums = sum_tally(tally)
-        base, rows_per_file = manifest_base(plan, self.header, checksums, rows_in, shards,
-                                            rejects)
-        shards = base["outputs"]["shards"]
-        dropped = {k: v[0] for k, v in sums.get("dropped", {}).items() if v[0]}
-        kept = sum(e["rows"] for e in shards)
-        by_source = sums.get("source", {})
-        mixture = {
-            "by_source": {
-                f.rel: {"rows_in": rows_per_file[i], "rows_kept": by_source.get(i, [0, 0])[0],
-                        "tokens_kept": by_source.get(i, [0, 0])[1]}
-                for i, f in enumerate(plan.files)
-            },
-            "by_stratum": _strata(sampler, resolved, spec.unit),
-        }
-        tokens = sum(e["tokens"] for e in shards)
+        base["mixture"]["by_stratum"] = _strata(sampler, resolved, spec.unit)
         pool_rows = int(sampler.pool_rows_.sum()) if len(sampler.strata_) else 0
         pool_tokens = int(sampler.pool_tokens_.sum()) if len(sampler.strata_) else 0
         pool = pool_rows if spec.unit == "rows" else pool_tokens
         if spec.budget > pool:
             base["warnings"].append(f"the budget ({spec.budget} {spec.unit}) exceeds the "
                                     f"pool's {pool} {spec.unit}: every valid row was kept")
-        base["outputs"].update(rows=kept, tokens=tokens, schema=[
-            {"name": f.name, "type": str(f.type)} for f in output_schema(plan)])
-        base["accounting"].update(rows_kept=kept, rows_dropped=dropped)
-        return {
-            **base,
-            "mixture": mixture,
-            "selector": {"method": "uniform", "unit": spec.unit, "budget": spec.budget,
-                         "allocation": spec.allocation, "stratify_by": spec.stratify_by,
-                         "pool_rows": pool_rows, "pool_tokens": pool_tokens,
-                         "selected_rows": kept, "selected_tokens": tokens,
-                         "max_repetition": 1},
-        }
+        base["selector"].update({
+            "method": "uniform", "unit": spec.unit, "budget": spec.budget,
+            "allocation": spec.allocation, "stratify_by": spec.stratify_by,
+            "pool_rows": pool_rows, "pool_tokens": pool_tokens})
+        return base
 
 
 def _strata(sampler: UniformSampler, resolved: dict, unit: str) -> dict:

@@ -12,9 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
@@ -23,10 +21,9 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from tamis.pipelines import manifest as mf
 from tamis.pipelines.files import filesystem, join, sha256_file, write_atomically
-from tamis.pipelines.inputs import IN_SAMPLES, IN_WEIGHT, InputPlan
+from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.records import REJECTS_SCHEMA, ROW, SRC, read_unit
 from tamis.pipelines.shards import shard_name, write_table
-from tamis.selectors.sampling import row_keys
 
 log = logging.getLogger(__name__)
 NAMESPACE = "tamis"
@@ -275,16 +272,6 @@ def write_outputs(pipeline: beam.Pipeline, plan: InputPlan, out_dir: str, schema
           **sides} | "WriteManifest" >> WriteManifest(out_dir, build))
 
 
-def sum_tally(items: list[tuple]) -> dict:
-    """Sum ``(kind, key, rows, tokens)`` tallies into ``{kind: {key: [rows, tokens]}}``."""
-    out: dict = {}
-    for kind, key, rows, tokens in items:
-        slot = out.setdefault(kind, {}).setdefault(key, [0, 0])
-        slot[0] += rows
-        slot[1] += tokens
-    return out
-
-
 def manifest_base(plan: InputPlan, header: dict, checksums, rows_in, shards,
                   rejects) -> tuple[dict, list[int]]:
     """What every text job's manifest holds, and the rows read per input file.
@@ -321,38 +308,3 @@ def manifest_base(plan: InputPlan, header: dict, checksums, rows_in, shards,
 #: Salts the (seed, id) hash that orders rows in shards, so that their order is independent of
 #: the (seed, id) uniforms that decided which rows were kept.
 ORDER_SALT = 0x9E3779B97F4A7C15
-
-
-def split_by_shard(kept: pa.Table, seed: int, num_shards: int, key: str = "__key"):
-    """``(shard, rows)`` pairs of a table of kept rows. Each row gets an order key (a hash of
-    (seed, id) under its own salt), by which shards are sorted, so a shard's rows come in
-    random order, unrelated to why they were kept; its shard comes from the key's low bits:
-    the same on any worker, in any order."""
-    kept = compose_upstream(kept)
-    order = row_keys(kept.column("id").to_pylist(), int(seed) ^ ORDER_SALT)
-    column = pa.array(order, pa.uint64())
-    if key in kept.column_names:
-        kept = kept.set_column(kept.schema.get_field_index(key), key, column)
-    else:
-        kept = kept.append_column(key, column)
-    shard = (order & np.uint64(0xFFFFFFFF)) % np.uint64(num_shards)
-    for s in np.unique(shard):
-        yield int(s), kept.filter(pa.array(shard == s))
-
-
-def compose_upstream(kept: pa.Table) -> pa.Table:
-    """Rows read from an earlier selection: weights and draw counts multiply."""
-    for name, carried in (("weight", IN_WEIGHT), ("n_samples", IN_SAMPLES)):
-        if carried in kept.column_names and name in kept.column_names:
-            product = pc.multiply(kept.column(name), kept.column(carried))
-            kept = kept.set_column(kept.schema.get_field_index(name), name, product)
-            kept = kept.drop_columns([carried])
-    return kept
-
-
-def selected_schema(plan: InputPlan, *extra: pa.Field) -> pa.Schema:
-    """The schema of selected rows: the inputs' columns, ``n_tokens``, ``weight``,
-    ``n_samples``, then the job's own columns (scores, cluster ids)."""
-    added = [pa.field("n_tokens", pa.int64()), pa.field("weight", pa.float64()),
-             pa.field("n_samples", pa.int64()), *extra]
-    return pa.schema(list(plan.schema) + added)

@@ -472,7 +472,6 @@ class QualityConfig:
     length_match: bool = False  # sample negatives with the positives' length distribution
     keep_top: float | None = 0.1  # share of the pool kept, by percentile
     threshold: float | None = None  # or a fixed score threshold (then keep_top is ignored)
-    quantiles: Literal["auto", "exact", "approximate"] = "auto"  # auto: exact up to 10M rows
     annotate_only: bool = False  # add quality_score, drop nothing
     holdout: float = 0.1  # share of positives and negatives held out to measure accuracy
     fasttext: FastTextSection = dataclasses.field(default_factory=FastTextSection)

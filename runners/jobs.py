@@ -283,6 +283,7 @@ def prepare_crisp(config: CrispConfig, context: Context) -> Prepared:
         levels=model.levels, level=level, rates=tuple(rates.tolist()),
         weights=tuple(imp.weights(target, pool_tokens).tolist()), cap=config.repetition_cap,
         seed=config.seed, sampler=config.sampler, num_shards=shards,
+        target=tuple(target.tolist()), pool_tokens=tuple(int(t) for t in pool_tokens),
         cache_shards=pool.by_batch())
     h = header("crisp", config)
     h["warnings"] = warnings
@@ -300,7 +301,6 @@ def prepare_crisp(config: CrispConfig, context: Context) -> Prepared:
                          "documents": int(hh.sum())}
                         for s, hh in zip(config.specialists, histograms, strict=True)],
         "clusters": config.clusters, "cluster_fit": tree_manifest["clusters"]["sample_rows"],
-        "target": target.tolist(), "pool_tokens": pool_tokens.tolist(),
     }
     estimates = {"input_rows": plan.rows, "input_bytes": plan.bytes,
                  "input_tokens_estimated": int(total), "output_rows_estimated":
@@ -461,9 +461,6 @@ def build_dsir(pipeline: beam.Pipeline, prepared: Prepared) -> None:
     dsir.build(pipeline, prepared.plan, target, spec, prepared.header)
 
 
-EXACT_QUANTILES_UP_TO = 10_000_000
-
-
 def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
     plan = plan_inputs(config.inputs, config.text_column, config.id_column,
                        reserved_columns=[*sample.ADDED_COLUMNS, quality.SCORE])
@@ -490,15 +487,13 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
                                  f"holds no document")
             caches["positive_cache"] = config.positive_embeddings
             positive_documents = found
-    exact = (config.quantiles == "exact" or config.quantiles == "auto"
-             and (plan.rows or 0) <= EXACT_QUANTILES_UP_TO)
     keep = 1.0 if config.annotate_only else (config.keep_top or 1.0)
     shards = config.num_shards or auto_shards(plan.bytes * keep)
     ft = config.fasttext
     spec = quality.QualitySpec(
         config.output, None if config.threshold is not None else config.keep_top,
         # 0 negatives: as many as positives, counted here for cached positives
-        config.threshold, config.negatives or positive_documents, config.length_match, exact,
+        config.threshold, config.negatives or positive_documents, config.length_match,
         config.annotate_only,
         config.holdout, config.seed, ft.lr, ft.dim, ft.epoch, ft.word_ngrams, shards,
         stats_rate=min(1.0, 200_000 / max(plan.rows or 1, 1)),
@@ -512,7 +507,7 @@ def prepare_quality(config: QualityConfig, context: Context) -> Prepared:
                  "output_tokens_estimated": round(plan.estimated_tokens() * keep),
                  "output_bytes_estimated": round(plan.bytes * keep), "num_shards": shards}
     rule = (f"score >= {config.threshold}" if config.threshold is not None
-            else f"top {config.keep_top:.1%} by {'exact' if exact else 'approximate'} percentile")
+            else f"top {config.keep_top:.1%} by exact percentile")
     matched = ", length-matched" if config.length_match else ""
     if config.model is not None:
         trained = f"model: {config.model} (trained earlier)"

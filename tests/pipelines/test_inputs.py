@@ -98,7 +98,7 @@ def test_listing_order_and_repeats_do_not_matter(tmp_path):
 
 def test_an_earlier_selection_is_read_with_its_weights_carried(tmp_path):
     from tamis.pipelines.records import read_unit
-    from tamis.pipelines.stages import compose_upstream
+    from tamis.pipelines.tail import compose_upstream
 
     pq.write_table(pa.table({"id": ["a", "b"], "text": ["x y", "z"], "n_tokens": [9, 9],
                              "weight": [2.0, None], "n_samples": [3, 1]}),

@@ -17,6 +17,8 @@ from tamis.pipelines.cluster import load_model, read_counts
 from tamis.pipelines.vectors import open_cache, read_documents
 from tamis.runners.cli import main
 from tamis.selectors import importance as imp
+from tamis.selectors.clusters import normalize
+from tamis.selectors.precision import quantize, tie_keys
 
 pytestmark = pytest.mark.slow
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
@@ -125,9 +127,9 @@ def test_crisp_selects_the_specialist_domain_with_brute_force_counts(world):
     assert table.column("n_samples").to_numpy().tolist() == expected.tolist()
     assert np.allclose(table.column("weight").to_numpy(), w[clusters])
     selector = manifest["selector"]
-    assert selector["draws"] == int(expected.sum())
+    assert selector["selected_draws"] == int(expected.sum())
     assert selector["max_repetition"] == int(expected.max())
-    assert 0 < selector["effective_sample_size"] <= selector["draws"]
+    assert 0 < selector["effective_sample_size"] <= selector["selected_draws"]
     assert selector["kl_selected_to_target"] < selector["kl_pool_to_target"]
     acc = manifest["accounting"]
     assert acc["rows_in"] == 1200 == acc["rows_kept"] + acc["rows_dropped"]["not_sampled"]
@@ -282,10 +284,15 @@ def cache_documents(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def brute_relevance(root: Path, k: int = 5) -> tuple[list[str], np.ndarray, np.ndarray,
                                                       np.ndarray]:
+    """Relevance by the documented rule: float64 cosines of the (float32, unit) vectors on the
+    grid, the mean of the k highest on the grid; and the pool's order: highest relevance
+    first, equal relevance by the (seed, id) tie key."""
     ids, pool, tokens = cache_documents(root / "pool-emb")
     _, spec, _ = cache_documents(root / "python-emb")
-    cos = pool.astype(np.float64) @ spec.astype(np.float64).T
-    return ids, np.sort(cos, axis=1)[:, -k:].mean(axis=1), tokens, pool
+    cos = quantize(normalize(pool).astype(np.float64) @ normalize(spec).astype(np.float64).T)
+    score = quantize(np.sort(cos, axis=1)[:, -k:].mean(axis=1))
+    order = np.lexsort((tie_keys(ids, 0), -score))
+    return ids, score, tokens, pool, order
 
 
 def relevance_config(root: Path, name: str, **keys) -> Path:
@@ -298,14 +305,13 @@ def relevance_config(root: Path, name: str, **keys) -> Path:
 def test_relevance_takes_the_most_similar_records_up_to_the_budget(world):
     root, _ = world
     manifest = run_manifest(relevance_config(root, "rel"), "relevance", "--workers", "2")
-    ids, score, tokens, _ = brute_relevance(root)
+    ids, score, tokens, _, order = brute_relevance(root)
     table = pq.read_table(root / "rel" / "data")
     mine = dict(zip(table.column("id").to_pylist(), table.column("relevance").to_pylist(),
                     strict=True))
     brute = dict(zip(ids, score, strict=True))
-    assert all(abs(mine[i] - brute[i]) < 1e-5 for i in mine)
+    assert all(mine[i] == brute[i] for i in mine)
     # the selection is the prefix of the relevance order that fits the budget
-    order = np.argsort(-score, kind="stable")
     fits = int(np.searchsorted(np.cumsum(tokens[order]), 30_000, side="right"))
     assert set(mine) == {ids[i] for i in order[:fits]}
     assert table.column("n_samples").to_pylist() == [1] * table.num_rows
@@ -323,8 +329,7 @@ def test_relevance_with_mmr_matches_the_greedy_reference_and_is_deterministic(wo
     root, _ = world
     config = relevance_config(root, "mmr", mmr_lambda=0.5, mmr_candidates=2.0)
     manifest = run_manifest(config, "relevance", "--workers", "1")
-    ids, score, tokens, vectors = brute_relevance(root)
-    order = np.lexsort((np.array(ids), -np.round(score, 6)))
+    ids, score, tokens, vectors, order = brute_relevance(root)
     fits = int(np.searchsorted(np.cumsum(tokens[order]), 60_000, side="right"))
     cand = order[:fits]
     picks = mmr(vectors[cand], score[cand], tokens[cand], 30_000, 0.5)

@@ -54,14 +54,6 @@ def test_keeps_the_top_share_with_its_diagnostics(tmp_path, pool, run_cli):
     assert sum(selector["score_histogram"]["counts"]) == 1250
 
 
-def test_exact_and_approximate_thresholds_agree(tmp_path, pool, run_cli):
-    exact = run(run_cli, tmp_path, "exact", pool=pool, keep_top=0.3, quantiles="exact")
-    approx = run(run_cli, tmp_path, "approx", pool=pool, keep_top=0.3, quantiles="approximate")
-    assert approx["selector"]["threshold"] == pytest.approx(exact["selector"]["threshold"],
-                                                            abs=0.02)
-    assert abs(approx["accounting"]["rows_kept"] - exact["accounting"]["rows_kept"]) <= 25
-
-
 def test_annotate_only_drops_nothing(tmp_path, pool, run_cli):
     manifest = run(run_cli, tmp_path, "ann", pool=pool, annotate_only=True)
     assert manifest["accounting"]["rows_kept"] == 1250
