@@ -355,6 +355,10 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, spec: EmbedSpec, header: dic
 
 
 def _cache_key(model_ref: str, spec: EmbedSpec) -> str:
+    """The settings and the model's content: an LSI model is named by its content hash, so
+    its file name alone (not the folder it lies in) identifies it."""
+    if spec.embedder == "lsi":
+        model_ref = model_ref.replace("\\", "/").rsplit("/", 1)[-1]
     return hashlib.sha256(f"{spec.settings_hash()}\0{model_ref}".encode()).hexdigest()
 
 
