@@ -18,12 +18,10 @@ from typing import Any
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
+from tamis.storage.errors import ModelError
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
-
-
-class ModelError(ValueError):
-    """A model that cannot be loaded as configured; raised before any work."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The ``crisp`` job: clustered importance sampling of a pool to a token budget.
 
 The histograms, weights and draw rates are small and are computed by the launcher before any
-work (see :mod:`tamis.runners.jobs`); the pipeline streams the pool once. Tokens are counted
+work (see :mod:`tamis.runners.jobs.crisp`); the pipeline streams the pool once. Tokens are counted
 by the embedding model's tokenizer (the cache's ``n_tokens``), the unit of the histograms and
 of the budget.
 
@@ -13,36 +13,40 @@ Read text ─► Draw (vectors from the pool's embedding cache, clusters at ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from tamis.pipelines.cluster import load_model
-from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.records import SRC
-from tamis.pipelines.stages import ReadRecords
-from tamis.pipelines.tail import Fate, SelectionTail, selected_schema, write_selection
-from tamis.pipelines.vectors import batch_vectors
+from tamis.pipelines.read import ReadRecords
+from tamis.pipelines.tail import (
+    Fate,
+    SelectionSpec,
+    SelectionTail,
+    selected_schema,
+    write_selection,
+)
 from tamis.selectors import importance as imp
+from tamis.storage.cache import batch_vectors
+from tamis.storage.clusters import load_model
+from tamis.storage.inputs import InputPlan
+from tamis.storage.records import SRC
 
 
-@dataclass(frozen=True)
-class CrispSpec:
-    out_dir: str
+@dataclass(frozen=True, kw_only=True)
+class CrispSpec(SelectionSpec):
     model_path: str  # the fitted cluster tree
     levels: int
     level: int  # the level the histograms and weights are at
     rates: tuple[float, ...]  # expected draws per record, per cluster of ``level``
     weights: tuple[float, ...]  # importance weight w(c), per cluster of ``level``
     cap: int
-    seed: int
     sampler: str  # "poisson" or "without_replacement"
-    num_shards: int
     target: tuple[float, ...]  # P(c | target) per cluster of ``level``, for the manifest
     pool_tokens: tuple[int, ...]  # the pool's tokens per cluster of ``level``
-    cache_shards: dict = field(default_factory=dict)  # (input file, first row) → cache shard
+    cache_shards: Mapping[tuple[str, int], str]  # (input file, first row) → cache shard
 
 
 def output_schema(plan: InputPlan, levels: int) -> pa.Schema:
@@ -52,7 +56,7 @@ def output_schema(plan: InputPlan, levels: int) -> pa.Schema:
 class _Draw(beam.DoFn):
     def __init__(self, plan: InputPlan, spec: CrispSpec) -> None:
         self._plan, self._spec = plan, spec
-        self._tail = SelectionTail(spec.seed, spec.num_shards)
+        self._tail = SelectionTail(spec)
 
     def setup(self) -> None:
         self._model = load_model(self._spec.model_path)
@@ -103,18 +107,18 @@ def _merge_stats(items: list[dict], n_clusters: int) -> dict:
     return out
 
 
-def build(pipeline: beam.Pipeline, plan: InputPlan, spec: CrispSpec, header: dict) -> None:
+def build(pipeline: beam.Pipeline, spec: CrispSpec) -> None:
+    plan = spec.inputs
     read = pipeline | "ReadRecords" >> ReadRecords(plan)
     drawn = read["records"] | "Draw" >> beam.ParDo(_Draw(plan, spec)).with_outputs(
         "tally", "stats", "rejects", main="kept")
-    write_selection(pipeline, plan, spec.out_dir, output_schema(plan, spec.levels),
-                    spec.num_shards, drawn, read["rows_in"], [read["rejects"], drawn.rejects],
-                    header, _Finish(spec, header), stats=drawn.stats)
+    write_selection(pipeline, spec, output_schema(plan, spec.levels), drawn, read["rows_in"],
+                    [read["rejects"], drawn.rejects], _Finish(spec), stats=drawn.stats)
 
 
 class _Finish:
-    def __init__(self, spec: CrispSpec, header: dict) -> None:
-        self.spec, self.header = spec, header
+    def __init__(self, spec: CrispSpec) -> None:
+        self.spec = spec
 
     def __call__(self, base: dict, stats) -> dict:
         spec = self.spec
@@ -123,7 +127,7 @@ class _Finish:
         pool = np.asarray(spec.pool_tokens, dtype=np.float64)
         selected = merged["tokens"]
         base["selector"].update({
-            **self.header.get("selector", {}),
+            **spec.header.selector,
             "effective_sample_size": round(merged["draws"] ** 2 / merged["draws_sq"], 3)
             if merged["draws_sq"] else 0.0,
             "kl_selected_to_target": round(imp.kl_divergence(selected, target), 6)

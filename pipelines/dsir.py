@@ -18,24 +18,29 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.stages import DataError, ReadRecords
-from tamis.pipelines.tail import Fate, SelectionTail, selected_schema, write_selection
+from tamis.pipelines.read import ReadRecords
+from tamis.pipelines.tail import (
+    Fate,
+    SelectionSpec,
+    SelectionTail,
+    selected_schema,
+    write_selection,
+)
 from tamis.pipelines.topk import KEY, RELATIVE, in_top, top_by_budget
 from tamis.selectors.dsir import HashedNgramSelector, gumbel_keys
+from tamis.storage.errors import DataError
+from tamis.storage.inputs import InputPlan
 
 SCORE = "dsir_log_weight"
 
 
-@dataclass(frozen=True)
-class DsirSpec:
-    out_dir: str
+@dataclass(frozen=True, kw_only=True)
+class DsirSpec(SelectionSpec):
+    target: InputPlan  # the target (specialist) text
     budget: int  # tokens
-    seed: int = 0
-    num_buckets: int = 10_000
-    ngrams: int = 2
-    min_words: int = 100
-    num_shards: int = 1
+    num_buckets: int
+    ngrams: int
+    min_words: int
 
     def selector(self) -> HashedNgramSelector:
         return HashedNgramSelector(self.num_buckets, self.ngrams, min_tokens=self.min_words)
@@ -101,7 +106,7 @@ class _Score(beam.DoFn):
 
 class _Select(beam.DoFn):
     def __init__(self, spec: DsirSpec) -> None:
-        self._tail = SelectionTail(spec.seed, spec.num_shards)
+        self._tail = SelectionTail(spec)
 
     def setup(self) -> None:
         self._tail.setup()
@@ -113,8 +118,8 @@ class _Select(beam.DoFn):
             keep, {"too_short": short, "not_sampled": ~keep & ~short}))
 
 
-def build(pipeline: beam.Pipeline, plan: InputPlan, target: InputPlan, spec: DsirSpec,
-          header: dict) -> None:
+def build(pipeline: beam.Pipeline, spec: DsirSpec) -> None:
+    plan, target = spec.inputs, spec.target
     text = plan.text_column
 
     def scored(label: str):
@@ -134,13 +139,13 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, target: InputPlan, spec: Dsi
     selected = keyed | "Select" >> beam.ParDo(
         _Select(spec), beam.pvalue.AsSingleton(cut), beam.pvalue.AsSingleton(taken)
     ).with_outputs("tally", main="kept")
-    write_selection(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
-                    selected, read["rows_in"], [read["rejects"]], header, _Finish(spec, header))
+    write_selection(pipeline, spec, output_schema(plan), selected, read["rows_in"],
+                    [read["rejects"]], _Finish(spec))
 
 
 class _Finish:
-    def __init__(self, spec: DsirSpec, header: dict) -> None:
-        self.spec, self.header = spec, header
+    def __init__(self, spec: DsirSpec) -> None:
+        self.spec = spec
 
     def __call__(self, base: dict) -> dict:
         spec = self.spec
@@ -152,5 +157,5 @@ class _Finish:
         base["selector"].update({
             "method": "dsir", "budget_tokens": spec.budget, "num_buckets": spec.num_buckets,
             "ngrams": spec.ngrams, "min_words": spec.min_words,
-            **self.header.get("selector", {})})
+            **spec.header.selector})
         return base

@@ -12,75 +12,77 @@ nothing waits in a shuffle: memory holds a few batches, whatever the corpus size
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 
 from tamis.embeddings.lsi import LsiModel
 from tamis.embeddings.windows import TokenWindower
-from tamis.pipelines import manifest as mf
-from tamis.pipelines.files import filesystem, join, sha256_file, write_atomically
-from tamis.pipelines.inputs import InputPlan
 from tamis.pipelines.progress import ProgressWriter
-from tamis.pipelines.records import REJECTS_SCHEMA, ROW, SRC
-from tamis.pipelines.stages import (
-    NAMESPACE,
-    ChecksumInputs,
-    ReadRecords,
-    WriteManifest,
-    WriteRejects,
-    manifest_base,
-)
+from tamis.pipelines.read import NAMESPACE, ChecksumInputs, ReadRecords
+from tamis.pipelines.write import WriteManifest, WriteRejects, manifest_base
 from tamis.selectors.sampling import row_keys
+from tamis.storage import manifest as mf
+from tamis.storage.cache import (
+    cache_shard_name,
+    cached_ids,
+    describe_shard,
+    embed_schema,
+    exists,
+    remove_stale,
+    write_cache_shard,
+)
+from tamis.storage.files import filesystem, join, write_atomically
+from tamis.storage.inputs import InputPlan
+from tamis.storage.records import REJECTS_SCHEMA, ROW, SRC
 
 MODELS = "models"
 PROGRESS_STAGE = "embed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EmbedSpec:
+    inputs: InputPlan
     out_dir: str
+    header: mf.Header
     embedder: str  # "sentence-transformers" | "lsi"
     model_name: str
     model_path: str | None  # sentence-transformers: the local model folder
     model_hash: str | None
     dim: int  # sentence-transformers: the model's; LSI: the configured maximum
     max_seq_length: int | None
-    window_tokens: int = 1024
-    mode: str = "windows"  # windows | document
-    normalize: bool = True
-    device: str = "cpu"
-    precision: str = "auto"
-    batch_size: int = 64
-    threads: int = 0
-    max_doc_chars: int = 2_000_000
-    seed: int = 0
-    trust_remote_code: bool = False
-    lsi_dim: int = 256
-    lsi_max_features: int = 65536
-    lsi_min_df: int = 2
-    lsi_fit_sample: int = 20000
-    lsi_model: str | None = None  # a fitted LSI model to reuse
-    progress_dir: str | None = None
+    window_tokens: int
+    mode: str  # windows | document
+    normalize: bool
+    device: str
+    precision: str
+    batch_size: int
+    threads: int  # torch threads per worker; 0: torch's default
+    max_doc_chars: int
+    seed: int
+    trust_remote_code: bool
+    lsi: LsiModel  # unfitted: its settings
+    lsi_fit_sample: int  # documents the LSI model is fitted on, chosen by (seed, id)
+    lsi_model: str | None  # a fitted LSI model to reuse
+    progress_dir: str | None  # where workers count progress for the launcher; None: nowhere
 
     def settings(self) -> dict:
         """Everything that changes a vector; the cache key of a shard includes its hash."""
         keys = ("embedder", "model_hash", "max_seq_length", "window_tokens", "mode",
                 "normalize", "seed")
-        out = {k: asdict(self)[k] for k in keys}
+        out = {k: getattr(self, k) for k in keys}
         out["precision"] = self.effective_precision()
         if self.embedder == "lsi":
-            out.update(dim=self.lsi_dim, max_features=self.lsi_max_features,
-                       min_df=self.lsi_min_df, fit_sample=self.lsi_fit_sample)
+            out.update(dim=self.lsi.dim, max_features=self.lsi.max_features,
+                       min_df=self.lsi.min_df, fit_sample=self.lsi_fit_sample)
         return out
 
     def effective_precision(self) -> str:
@@ -91,28 +93,6 @@ class EmbedSpec:
     def settings_hash(self) -> str:
         text = json.dumps(self.settings(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
-
-
-def embed_schema(dim: int) -> pa.Schema:
-    return pa.schema([
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("window", pa.int32()),  # index of the window in its document, from 0
-        pa.field("token_start", pa.int32()),  # the window's tokens are [start, end)
-        pa.field("token_end", pa.int32()),
-        pa.field("n_tokens", pa.int64()),
-        pa.field("embedding", pa.list_(pa.float32(), dim)),
-    ])
-
-
-def shard_name(rel: str, checksum: str, first_row: int, key: str) -> str:
-    stem = rel.replace("/", "__").rsplit(".", 1)[0]
-    digest = hashlib.sha256(f"{rel}\0{checksum}\0{first_row}\0{key}".encode()).hexdigest()
-    return f"{stem}-r{first_row:010d}-{digest[:16]}.parquet"
-
-
-def _exists(path: str) -> bool:
-    fs, inner = filesystem(path)
-    return fs.get_file_info(inner).type == pafs.FileType.File
 
 
 class _Window(beam.DoFn):
@@ -134,13 +114,13 @@ class _Window(beam.DoFn):
         spec, plan = self._spec, self._plan
         src = int(table.column(SRC)[0].as_py())
         first = int(pc.min(table.column(ROW)).as_py())
-        shard = shard_name(plan.files[src].rel, checksums[src], first, model_key)
+        shard = cache_shard_name(plan.files[src].rel, checksums[src], first, model_key)
         texts = table.column(plan.text_column).to_pylist()
         too_long = np.array([len(t) > spec.max_doc_chars for t in texts], dtype=bool)
         path = join(spec.out_dir, mf.DATA, shard)
-        if _exists(path):
+        if exists(path):
             # Documents the cached shard lacks had no token when it was made.
-            cached = _cached_ids(path)
+            cached = cached_ids(path)
             ids = table.column("id").to_pylist()
             empty = np.array([i not in cached for i in ids], dtype=bool) & ~too_long
             if too_long.any() or empty.any():
@@ -173,12 +153,6 @@ class _Window(beam.DoFn):
             "n_tokens": pa.array([c[4] - c[3] for c in flat], pa.int64()),
         })
         yield (shard, plan.files[src].rel, first, meta), [c[5] for c in flat]
-
-
-def _cached_ids(path: str) -> set[str]:
-    fs, inner = filesystem(path)
-    with fs.open_input_file(inner) as f:
-        return set(pq.read_table(f, columns=["id"]).column("id").to_pylist())
 
 
 def _rejects(plan: InputPlan, table: pa.Table, too_long, empty, limit: int) -> pa.Table:
@@ -239,70 +213,26 @@ class _WriteShard(beam.DoFn):
         flat = pa.array(vectors.reshape(-1), pa.float32())
         table = meta.append_column("embedding",
                                    pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]))
-        yield {**_write(shard, table, self._spec), "source": rel, "first_row": first}
-
-
-def _document_vectors(table: pa.Table, normalize: bool) -> pa.Table:
-    """One row per document: the mean of its window vectors (re-normalised), its whole span."""
-    ids = table.column("id").to_pylist()
-    rows = table.column(ROW).to_numpy()
-    dim = table.schema.field("embedding").type.list_size
-    vectors = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(-1, dim)
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    sums = np.add.reduceat(vectors, starts, axis=0)
-    counts = np.diff(np.r_[starts, len(rows)])
-    means = (sums / counts[:, None]).astype(np.float32)
-    if normalize:
-        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-    tokens = np.add.reduceat(table.column("n_tokens").to_numpy(), starts)
-    return pa.table({
-        "id": [ids[i] for i in starts], "window": pa.array(np.zeros(len(starts)), pa.int32()),
-        "token_start": pa.array(np.zeros(len(starts)), pa.int32()),
-        "token_end": pa.array(tokens, pa.int32()), "n_tokens": pa.array(tokens, pa.int64()),
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(means.reshape(-1)), dim),
-    })
-
-
-def _write(shard: str, table: pa.Table, spec: EmbedSpec) -> dict:
-    table = table.sort_by([(ROW, "ascending"), ("window", "ascending")])
-    if spec.mode == "document":
-        table = _document_vectors(table, spec.normalize)
-    dim = table.schema.field("embedding").type.list_size
-    schema = embed_schema(dim)
-    table = table.select(schema.names).cast(schema)
-    path = join(spec.out_dir, mf.DATA, shard)
-    size, digest = write_atomically(path, lambda f: pq.write_table(
-        table, f, compression="zstd", row_group_size=65536))
-    return _entry(shard, table, size, digest)
-
-
-def _entry(shard: str, table: pa.Table, size: int, digest: str) -> dict:
-    return {"path": f"{mf.DATA}/{shard}", "rows": table.num_rows, "bytes": size,
-            "sha256": digest, "tokens": int(pc.sum(table.column("n_tokens")).as_py() or 0),
-            "documents": int(pc.sum(pc.equal(table.column("window"), 0)).as_py() or 0),
-            "dim": table.schema.field("embedding").type.list_size, "reused": False}
+        yield {**write_cache_shard(self._spec.out_dir, shard, table, self._spec.mode,
+                                   self._spec.normalize), "source": rel, "first_row": first}
 
 
 def _describe_reused(item: tuple[str, str, int], spec: EmbedSpec) -> dict:
     shard, rel, first = item
-    fs, inner = filesystem(join(spec.out_dir, mf.DATA, shard))
-    with fs.open_input_file(inner) as f:
-        table = pq.read_table(f, columns=["window", "n_tokens", "embedding"])
-    entry = _entry(shard, table, fs.get_file_info(inner).size, sha256_file(fs, inner))
-    entry.update(reused=True, source=rel, first_row=first)
-    return entry
+    return {**describe_shard(spec.out_dir, shard), "reused": True, "source": rel,
+            "first_row": first}
 
 
 def _fit_lsi(sample: list, spec: EmbedSpec) -> str:
     """Fit LSI on the sampled texts; save it under ``models/`` named by its content hash
     (an identical refit reuses the file, and the shards keyed by it)."""
     texts = [t for _, t in sorted(sample)]
-    model = LsiModel(spec.lsi_dim, spec.lsi_max_features, spec.lsi_min_df, spec.seed).fit(texts)
+    model = copy.deepcopy(spec.lsi).fit(texts)
     digest = hashlib.sha256()
     for array in (model.vocabulary_, model.idf_, model.components_):
         digest.update(np.ascontiguousarray(array).tobytes())
     path = join(spec.out_dir, MODELS, f"lsi-{digest.hexdigest()}.npz")
-    if not _exists(path):
+    if not exists(path):
         buffer = io.BytesIO()  # zip files need a seekable target
         model.save(buffer)
         write_atomically(path, lambda f: f.write(buffer.getvalue()))
@@ -317,8 +247,9 @@ def _lsi_sample(table: pa.Table, spec: EmbedSpec, text_column: str):
             yield k, t[: 20 * spec.window_tokens]
 
 
-def build(pipeline: beam.Pipeline, plan: InputPlan, spec: EmbedSpec, header: dict) -> None:
+def build(pipeline: beam.Pipeline, spec: EmbedSpec) -> None:
     """Add the whole ``embed`` job to ``pipeline``."""
+    plan = spec.inputs
     read = pipeline | "ReadRecords" >> ReadRecords(plan)
     checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
     if spec.embedder == "lsi" and spec.lsi_model:
@@ -350,8 +281,7 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, spec: EmbedSpec, header: dic
                | "WriteRejects" >> WriteRejects(spec.out_dir))
     sides = {"checksums": checksums, "rows_in": read["rows_in"], "shards": shards,
              "rejects": rejects, "model_ref": model_ref}
-    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _ManifestBuilder(plan, spec,
-                                                                                header))
+    _ = sides | "WriteManifest" >> WriteManifest(spec.out_dir, _Manifest(spec))
 
 
 def _cache_key(model_ref: str, spec: EmbedSpec) -> str:
@@ -375,15 +305,16 @@ def _run_inference(spec: EmbedSpec) -> beam.PTransform:
     return RunInference(KeyedModelHandler(handler))
 
 
-class _ManifestBuilder:
-    def __init__(self, plan: InputPlan, spec: EmbedSpec, header: dict) -> None:
-        self.plan, self.spec, self.header = plan, spec, header
+class _Manifest:
+    def __init__(self, spec: EmbedSpec) -> None:
+        self.spec = spec
 
     def __call__(self, checksums, rows_in, shards, rejects, model_ref) -> dict:
-        plan, spec = self.plan, self.spec
-        base, _ = manifest_base(plan, self.header, checksums, rows_in, shards, rejects)
+        spec = self.spec
+        plan = spec.inputs
+        base, _ = manifest_base(plan, spec.header, checksums, rows_in, shards, rejects)
         shards = base["outputs"]["shards"]
-        _remove_stale(spec.out_dir, {e["path"] for e in shards})
+        remove_stale(spec.out_dir, {e["path"] for e in shards})
         reused = [e for e in shards if e["reused"]]
         dims = sorted({e["dim"] for e in shards})
         clean = [{k: v for k, v in e.items() if k not in ("reused", "dim")} for e in shards]
@@ -414,10 +345,3 @@ class _ManifestBuilder:
         }
 
 
-def _remove_stale(out_dir: str, keep: set[str]) -> None:
-    """Cache shards of inputs or settings that this run no longer has."""
-    fs, inner = filesystem(join(out_dir, mf.DATA))
-    selector = pafs.FileSelector(inner, allow_not_found=True)
-    for info in fs.get_file_info(selector):
-        if info.type == pafs.FileType.File and f"{mf.DATA}/{info.base_name}" not in keep:
-            fs.delete_file(info.path)

@@ -15,23 +15,25 @@ the grid of :mod:`tamis.selectors.precision`, so the percentile is exact from a 
 
 from __future__ import annotations
 
-import io
+import copy
 import json
-import os
-import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
+from tamis.embeddings.classifiers import QualityHandler, save_classifier
 from tamis.embeddings.fasttext_quality import CC, HQ, FastTextQuality
-from tamis.pipelines.files import filesystem, join, write_atomically
-from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.records import SRC
-from tamis.pipelines.stages import DataError, ReadRecords
-from tamis.pipelines.tail import Fate, SelectionTail, selected_schema, write_selection
-from tamis.pipelines.vectors import ReadDocumentVectors, batch_vectors, open_cache
+from tamis.pipelines.read import ReadDocumentVectors, ReadRecords
+from tamis.pipelines.tail import (
+    Fate,
+    SelectionSpec,
+    SelectionTail,
+    selected_schema,
+    write_selection,
+)
 from tamis.selectors.importance import uniforms
 from tamis.selectors.precision import STEP, quantize
 from tamis.selectors.quality import (
@@ -44,38 +46,37 @@ from tamis.selectors.quality import (
     threshold_from_histogram,
 )
 from tamis.selectors.sampling import row_keys
+from tamis.storage.cache import batch_vectors, open_cache
+from tamis.storage.errors import DataError
+from tamis.storage.files import filesystem, join, write_atomically
+from tamis.storage.inputs import InputPlan
+from tamis.storage.records import SRC
 
 SCORE = "quality_score"
 MODELS = {"fasttext": "models/quality.bin", "embedding": "models/quality.npz"}
 
 
-@dataclass(frozen=True)
-class QualitySpec:
-    out_dir: str
-    keep_top: float | None = 0.1  # share of the pool to keep; None: use ``threshold``
-    threshold: float | None = None
-    negatives: int = 0  # negatives sampled from the pool; 0: as many as positives
-    length_match: bool = False
-    annotate_only: bool = False
-    holdout: float = 0.1
-    seed: int = 0
-    lr: float = 0.1
-    dim: int = 100
-    epoch: int = 5
-    word_ngrams: int = 2
-    num_shards: int = 1
-    stats_rate: float = 1.0  # share of rows (by (seed, id)) in the score-length diagnostics
-    model_path: str | None = None  # a model an earlier quality job trained: train nothing
-    classifier: str = "fasttext"  # or "embedding": logistic regression on cached vectors
-    Cs: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
-    pool_cache: str | None = None  # embedding: the pool's cache and the positives'
-    positive_cache: str | None = None
-    cache_shards: dict = field(default_factory=dict)  # (input file, first row) → cache shard
+@dataclass(frozen=True, kw_only=True)
+class QualitySpec(SelectionSpec):
+    classifier: str  # "fasttext" on text, or "embedding": logistic regression on vectors
+    positives: InputPlan | None  # fasttext: the high-quality text (None: a model is reused)
+    keep_top: float | None  # share of the pool to keep; None: use ``threshold``
+    threshold: float | None
+    negatives: int  # negatives sampled from the pool
+    length_match: bool
+    annotate_only: bool
+    holdout: float
+    fasttext: FastTextQuality  # unfitted: its settings
+    logistic: EmbeddingLogistic  # unfitted: its settings
+    stats_rate: float  # share of rows (by (seed, id)) in the score-length diagnostics
+    model_path: str | None  # a model an earlier quality job trained: train nothing
+    pool_cache: str | None  # embedding: the pool's cache and the positives'
+    positive_cache: str | None
+    cache_shards: Mapping[tuple[str, int], str]  # (input file, first row) → cache shard
 
     def model(self) -> FastTextQuality | EmbeddingLogistic:
-        if self.classifier == "embedding":
-            return EmbeddingLogistic(self.Cs, seed=self.seed)
-        return FastTextQuality(self.lr, self.dim, self.epoch, self.word_ngrams, seed=self.seed)
+        """A fresh, unfitted classifier with these settings."""
+        return copy.deepcopy(self.logistic if self.classifier == "embedding" else self.fasttext)
 
     @property
     def model_file(self) -> str:
@@ -137,16 +138,17 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
     held_accuracy = accuracy(trial.score(held), labels) if len(held) else None
     model = spec.model().fit(_features(positives, every_p), _features(negatives, every_n))
     path = join(spec.out_dir, spec.model_file)
-    _save(model, path)
+    save_classifier(model, path)
     about = {"classifier": spec.classifier, "heldout_accuracy": held_accuracy,
              "holdout": spec.holdout, "heldout_documents": int(len(labels)),
              "positives": len(positives), "negatives": len(negatives),
              "length_match": spec.length_match, "seed": spec.seed}
     if spec.classifier == "fasttext":
-        about["fasttext"] = {"lr": spec.lr, "dim": spec.dim, "epoch": spec.epoch,
-                             "word_ngrams": spec.word_ngrams, "labels": [HQ, CC]}
+        ft = spec.fasttext
+        about["fasttext"] = {"lr": ft.lr, "dim": ft.dim, "epoch": ft.epoch,
+                             "word_ngrams": ft.word_ngrams, "labels": [HQ, CC]}
     else:
-        about["logistic"] = {"C": model.C_, "Cs": list(spec.Cs)}
+        about["logistic"] = {"C": model.C_, "Cs": list(spec.logistic.Cs)}
     text = json.dumps(about, indent=1).encode()
     write_atomically(_description(path), lambda f: f.write(text))
     return {"path": path, "heldout_accuracy": held_accuracy, "positives": len(positives),
@@ -174,49 +176,6 @@ def _reuse(spec: QualitySpec) -> dict:
             "hq_scores": [], "negative_mean_length": float("nan")}
 
 
-def _save(model: FastTextQuality | EmbeddingLogistic, path: str) -> None:
-    """All or nothing. fastText writes models to local paths only: save beside the target and
-    rename, or save locally and copy to a remote file system."""
-    if isinstance(model, EmbeddingLogistic):
-        buffer = io.BytesIO()
-        model.save(buffer)
-        write_atomically(path, lambda f: f.write(buffer.getvalue()))
-        return
-    if "://" not in path:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        model.save(tmp)
-        os.replace(tmp, path)
-        return
-    with tempfile.TemporaryDirectory() as folder:
-        local = os.path.join(folder, "m.bin")
-        model.save(local)
-
-        def copy(sink) -> None:
-            with open(local, "rb") as src:
-                while chunk := src.read(1 << 24):
-                    sink.write(chunk)
-
-        write_atomically(path, copy)
-
-
-def _load(path: str) -> FastTextQuality | EmbeddingLogistic:
-    """fastText reads models from local paths only: a remote model is copied first."""
-    if path.endswith(".npz"):
-        fs, inner = filesystem(path)
-        with fs.open_input_stream(inner) as f:
-            return EmbeddingLogistic.load(io.BytesIO(f.read()))
-    if "://" not in path:
-        return FastTextQuality.load(path)
-    fs, inner = filesystem(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, "m.bin")
-        with fs.open_input_stream(inner) as src, open(local, "wb") as dst:
-            while chunk := src.read(1 << 24):
-                dst.write(chunk)
-        return FastTextQuality.load(local)
-
-
 class _Score(beam.DoFn):
     """Adds ``quality_score`` to a batch: fastText on its text, or the logistic regression on
     its vectors from the pool's cache (rows without a vector are rejected, ``no_embedding``)."""
@@ -225,13 +184,16 @@ class _Score(beam.DoFn):
         self._plan, self._spec = plan, spec
 
     def setup(self) -> None:
-        self._path, self._model = None, None
+        self._handler, self._model = None, None
 
     def process(self, table: pa.Table, trained: dict):
-        if trained["path"] != self._path:
-            self._model, self._path = _load(trained["path"]), trained["path"]
+        if self._handler is None or trained["path"] != self._handler.path:
+            # the model is known once trained: loaded on the first batch, once per worker
+            self._handler = QualityHandler(trained["path"])
+            self._model = self._handler.load_model()
         if self._spec.classifier == "fasttext":
-            scores = quantize(self._model.score(table.column(self._plan.text_column).to_pylist()))
+            texts = table.column(self._plan.text_column).to_pylist()
+            scores = quantize(self._handler.run_inference([texts], self._model)[0])
         else:
             src = int(table.column(SRC)[0].as_py())
             table, vectors, _, missing = batch_vectors(
@@ -240,7 +202,7 @@ class _Score(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("rejects", (src, missing))
             if not table.num_rows:
                 return
-            scores = quantize(self._model.score(vectors))
+            scores = quantize(self._handler.run_inference([vectors], self._model)[0])
         yield table.append_column(SCORE, pa.array(scores, pa.float64()))
 
 
@@ -259,7 +221,7 @@ def _threshold(counts, spec: QualitySpec) -> float:
 class _Filter(beam.DoFn):
     def __init__(self, spec: QualitySpec) -> None:
         self._spec = spec
-        self._tail = SelectionTail(spec.seed, spec.num_shards)
+        self._tail = SelectionTail(spec)
 
     def setup(self) -> None:
         self._tail.setup()
@@ -295,8 +257,8 @@ def _training_sets(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPla
             hq | "CollectPositives" >> beam.combiners.ToList())
 
 
-def build(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan | None,
-          spec: QualitySpec, header: dict) -> None:
+def build(pipeline: beam.Pipeline, spec: QualitySpec) -> None:
+    plan, positives = spec.inputs, spec.positives
     if spec.model_path:
         trained = pipeline | "Model" >> beam.Create([_reuse(spec)])
     else:
@@ -318,9 +280,9 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan | None,
     filtered = (scored.scored
                 | "Filter" >> beam.ParDo(_Filter(spec), beam.pvalue.AsSingleton(threshold))
                 .with_outputs("tally", "stats", main="kept"))
-    write_selection(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
-                    filtered, read["rows_in"], [read["rejects"], scored.rejects], header,
-                    _Finish(spec), stats=filtered.stats, trained=trained, threshold=threshold)
+    write_selection(pipeline, spec, output_schema(plan), filtered, read["rows_in"],
+                    [read["rejects"], scored.rejects], _Finish(spec), stats=filtered.stats,
+                    trained=trained, threshold=threshold)
 
 
 class _Finish:

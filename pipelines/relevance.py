@@ -14,37 +14,41 @@ with MMR:        top by (mmr_candidates × budget) ─► ReadForCandidates ─�
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.records import ROW, SRC
-from tamis.pipelines.stages import ReadRecords
-from tamis.pipelines.tail import Fate, SelectionTail, selected_schema, write_selection
+from tamis.pipelines.read import ReadRecords
+from tamis.pipelines.tail import (
+    Fate,
+    SelectionSpec,
+    SelectionTail,
+    selected_schema,
+    write_selection,
+)
 from tamis.pipelines.topk import COSINE, KEY, in_top, top_by_budget
-from tamis.pipelines.vectors import batch_vectors, open_cache, read_documents
 from tamis.selectors.precision import quantize, tie_keys
 from tamis.selectors.relevance import NeighbourIndex, knn_relevance, mmr
+from tamis.storage.cache import all_document_vectors, batch_vectors
+from tamis.storage.inputs import InputPlan
+from tamis.storage.records import ROW, SRC
 
 SCORE, RANK, VECTOR = "relevance", "mmr_rank", "__vector"
 
 
-@dataclass(frozen=True)
-class RelevanceSpec:
-    out_dir: str
+@dataclass(frozen=True, kw_only=True)
+class RelevanceSpec(SelectionSpec):
     budget: int  # model tokens
     specialists: tuple[tuple[str, float], ...]  # (embedding cache, weight)
-    k: int = 10
-    exact_up_to: int = 100_000
-    nprobe: int = 32
-    mmr_lambda: float | None = None  # None: relevance only
-    mmr_candidates: float = 3.0  # MMR picks among the most relevant (this × budget) tokens
-    seed: int = 0
-    num_shards: int = 1
-    cache_shards: dict = field(default_factory=dict)  # (input file, first row) → cache shard
+    k: int
+    exact_up_to: int
+    nprobe: int
+    mmr_lambda: float | None  # None: relevance only
+    mmr_candidates: float  # MMR picks among the most relevant (this × budget) tokens
+    cache_shards: Mapping[tuple[str, int], str]  # (input file, first row) → cache shard
 
 
 def output_schema(plan: InputPlan, spec: RelevanceSpec) -> pa.Schema:
@@ -52,13 +56,6 @@ def output_schema(plan: InputPlan, spec: RelevanceSpec) -> pa.Schema:
     if spec.mmr_lambda is not None:
         extra.append(pa.field(RANK, pa.int64()))
     return selected_schema(plan, *extra)
-
-
-def specialist_vectors(path: str) -> np.ndarray:
-    cache = open_cache(path)
-    parts = [read_documents(cache.shard_path(e))[1] for e in cache.shards]
-    parts = [p for p in parts if len(p)]
-    return np.concatenate(parts) if parts else np.zeros((0, cache.dim), np.float32)
 
 
 class _Relevance(beam.DoFn):
@@ -70,7 +67,7 @@ class _Relevance(beam.DoFn):
 
     def setup(self) -> None:
         spec = self._spec
-        self._indexes = [(NeighbourIndex(specialist_vectors(path), spec.exact_up_to,
+        self._indexes = [(NeighbourIndex(all_document_vectors(path), spec.exact_up_to,
                                          spec.nprobe, spec.seed), weight)
                          for path, weight in spec.specialists if weight > 0]
         self._total = sum(w for _, w in self._indexes)
@@ -126,7 +123,7 @@ def _pick(candidates: list, spec: RelevanceSpec) -> dict:
 
 class _Select(beam.DoFn):
     def __init__(self, spec: RelevanceSpec) -> None:
-        self._tail = SelectionTail(spec.seed, spec.num_shards)
+        self._tail = SelectionTail(spec)
 
     def setup(self) -> None:
         self._tail.setup()
@@ -150,7 +147,9 @@ class _Select(beam.DoFn):
         yield from self._tail.emit(table, Fate(keep, {"not_selected": ~keep}, columns=columns))
 
 
-def build(pipeline: beam.Pipeline, plan: InputPlan, spec: RelevanceSpec, header: dict) -> None:
+def build(pipeline: beam.Pipeline, spec: RelevanceSpec) -> None:
+    plan = spec.inputs
+
     def scored(label: str, vectors: bool = False):
         read = pipeline | f"Read{label}" >> ReadRecords(plan)
         out = read["records"] | f"Score{label}" >> beam.ParDo(
@@ -171,14 +170,13 @@ def build(pipeline: beam.Pipeline, plan: InputPlan, spec: RelevanceSpec, header:
     read, keyed = scored("")
     selected = keyed.scored | "Select" >> beam.ParDo(_Select(spec), *sides).with_outputs(
         "tally", "stats", main="kept")
-    write_selection(pipeline, plan, spec.out_dir, output_schema(plan, spec), spec.num_shards,
-                    selected, read["rows_in"], [read["rejects"], keyed.rejects], header,
-                    _Finish(spec, header), stats=selected.stats)
+    write_selection(pipeline, spec, output_schema(plan, spec), selected, read["rows_in"],
+                    [read["rejects"], keyed.rejects], _Finish(spec), stats=selected.stats)
 
 
 class _Finish:
-    def __init__(self, spec: RelevanceSpec, header: dict) -> None:
-        self.spec, self.header = spec, header
+    def __init__(self, spec: RelevanceSpec) -> None:
+        self.spec = spec
 
     def __call__(self, base: dict, stats) -> dict:
         tokens, kept = base["outputs"]["tokens"], base["outputs"]["rows"]
@@ -187,7 +185,7 @@ class _Finish:
                                     f"asked: the pool holds no more")
         total = sum(s[0] for s in stats)
         base["selector"].update({
-            **self.header.get("selector", {}),
+            **self.spec.header.selector,
             "mean_relevance": round(total / kept, 6) if kept else None,
             "min_relevance": round(min(s[1] for s in stats), 6) if stats else None})
         return base

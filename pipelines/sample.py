@@ -17,31 +17,36 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.records import ROW, SRC
-from tamis.pipelines.stages import ReadRecords
-from tamis.pipelines.tail import Fate, SelectionTail, selected_schema, write_selection
+from tamis.pipelines.read import ReadRecords
+from tamis.pipelines.tail import (
+    Fate,
+    SelectionSpec,
+    SelectionTail,
+    selected_schema,
+    write_selection,
+)
 from tamis.selectors.sampling import UniformSampler, select_boundary, stratum_weights
+from tamis.storage.inputs import InputPlan
+from tamis.storage.records import ROW, SRC
 
 KEY, STRATUM = "__key", "__stratum"
 ALL = "all"
 NULL_STRATUM = "__null__"
-ADDED_COLUMNS = ("n_tokens", "weight", "n_samples")
 
 
-@dataclass(frozen=True)
-class SampleSpec:
-    out_dir: str
+#: Key bins of the histogram pass: its cut-off bin holds about 1/4,096 of a stratum's rows.
+BIN_BITS = 12
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleSpec(SelectionSpec):
     budget: int
-    unit: str = "rows"  # rows | tokens
-    seed: int = 0
-    stratify_by: str | None = None
-    allocation: str = "proportional"
-    num_shards: int = 1
-    bin_bits: int = 12
+    unit: str  # rows | tokens
+    stratify_by: str | None
+    allocation: str  # proportional | equal
 
     def sampler(self) -> UniformSampler:
-        return UniformSampler(self.budget, self.unit, self.seed, self.allocation, self.bin_bits)
+        return UniformSampler(self.budget, self.unit, self.seed, self.allocation, BIN_BITS)
 
 
 def output_schema(plan: InputPlan) -> pa.Schema:
@@ -136,7 +141,7 @@ def _resolve(candidates: list, sampler: UniformSampler) -> dict:
 class _Select(beam.DoFn):
     def __init__(self, spec: SampleSpec) -> None:
         self._spec = spec
-        self._tail = SelectionTail(spec.seed, spec.num_shards)
+        self._tail = SelectionTail(spec)
 
     def setup(self) -> None:
         self._tail.setup()
@@ -167,13 +172,13 @@ class SampleUniform(beam.PTransform):
     ``tally``), ``sampler``, ``resolved``, and the main read's ``rows_in`` and ``rejects``.
     """
 
-    def __init__(self, plan: InputPlan, spec: SampleSpec) -> None:
+    def __init__(self, spec: SampleSpec) -> None:
         super().__init__()
         if spec.unit not in ("rows", "tokens"):
             raise ValueError(f"unit must be 'rows' or 'tokens', got {spec.unit!r}")
         if spec.budget <= 0:
             raise ValueError(f"budget must be positive, got {spec.budget}")
-        self._plan, self._spec = plan, spec
+        self._plan, self._spec = spec.inputs, spec
 
     def _keyed(self, pbegin, label: str):
         read = pbegin | f"Read{label}" >> ReadRecords(self._plan)
@@ -204,13 +209,12 @@ class SampleUniform(beam.PTransform):
                 "rows_in": read["rows_in"], "rejects": read["rejects"]}
 
 
-def build(pipeline: beam.Pipeline, plan: InputPlan, spec: SampleSpec, header: dict) -> None:
-    """Add the whole ``sample`` job to ``pipeline``; ``header`` opens the manifest (job,
-    config, config_hash, seed, warnings)."""
-    sample = pipeline | "SampleUniform" >> SampleUniform(plan, spec)
-    write_selection(pipeline, plan, spec.out_dir, output_schema(plan), spec.num_shards,
-                    sample["selected"], sample["rows_in"], [sample["rejects"]], header,
-                    _Finish(spec), sampler=sample["sampler"], resolved=sample["resolved"])
+def build(pipeline: beam.Pipeline, spec: SampleSpec) -> None:
+    """Add the whole ``sample`` job to ``pipeline``."""
+    sample = pipeline | "SampleUniform" >> SampleUniform(spec)
+    write_selection(pipeline, spec, output_schema(spec.inputs), sample["selected"],
+                    sample["rows_in"], [sample["rejects"]], _Finish(spec),
+                    sampler=sample["sampler"], resolved=sample["resolved"])
 
 
 class _Finish:

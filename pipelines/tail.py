@@ -24,12 +24,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
-from tamis.pipelines.inputs import IN_SAMPLES, IN_WEIGHT, InputPlan
-from tamis.pipelines.records import SRC
-from tamis.pipelines.stages import NAMESPACE, ORDER_SALT, manifest_base, write_outputs
+from tamis.pipelines.read import NAMESPACE
+from tamis.pipelines.write import manifest_base, write_outputs
 from tamis.selectors.sampling import row_keys
+from tamis.storage.inputs import IN_SAMPLES, IN_WEIGHT, InputPlan
+from tamis.storage.manifest import Header
+from tamis.storage.records import SRC
 
 KEY = "__key"
+#: The columns every selection adds to its input's (an input may carry them from an earlier
+#: selection: they are then read and composed, not copied).
+SELECTION_COLUMNS = ("n_tokens", "weight", "n_samples")
+#: Salts the (seed, id) hash that orders rows in shards, so that their order is independent of
+#: the (seed, id) uniforms that decided which rows were kept.
+ORDER_SALT = 0x9E3779B97F4A7C15
 
 
 class Tally(NamedTuple):
@@ -41,6 +49,18 @@ class Tally(NamedTuple):
     key: str | int | None
     rows: int
     tokens: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectionSpec:
+    """What every selection job's spec holds: its inputs, where it writes, what opens its
+    manifest, the seed of its (seed, id) draws and order, and its number of shards."""
+
+    inputs: InputPlan
+    out_dir: str
+    header: Header
+    seed: int
+    num_shards: int
 
 
 @dataclass
@@ -61,10 +81,10 @@ class SelectionTail:
     """Used by a selecting DoFn: create it in ``__init__``, call :meth:`setup` from the DoFn's
     ``setup`` and ``yield from tail.emit(table, fate)`` for each batch."""
 
-    def __init__(self, seed: int, num_shards: int) -> None:
-        if num_shards < 1:
-            raise ValueError(f"num_shards must be >= 1, got {num_shards}")
-        self.seed, self.num_shards = seed, num_shards
+    def __init__(self, spec: SelectionSpec) -> None:
+        if spec.num_shards < 1:
+            raise ValueError(f"num_shards must be >= 1, got {spec.num_shards}")
+        self.seed, self.num_shards = spec.seed, spec.num_shards
 
     def setup(self) -> None:
         self._kept = Metrics.counter(NAMESPACE, "rows_kept")
@@ -166,7 +186,7 @@ def sum_tally(items: list) -> dict:
     return out
 
 
-def selection_manifest(plan: InputPlan, header: dict, schema: pa.Schema, checksums, rows_in,
+def selection_manifest(plan: InputPlan, header: Header, schema: pa.Schema, checksums, rows_in,
                        shards, rejects, tally) -> dict:
     """The manifest of a selection job before its own sections: inputs, shards, rejects, the
     accounting, ``mixture.by_source`` and the selection's size in ``selector``."""
@@ -195,22 +215,21 @@ def selection_manifest(plan: InputPlan, header: dict, schema: pa.Schema, checksu
 class _SelectionManifest:
     """The common sections, then the job's own: ``finish(base, **sides) -> manifest``."""
 
-    def __init__(self, plan: InputPlan, header: dict, schema: pa.Schema,
+    def __init__(self, spec: SelectionSpec, schema: pa.Schema,
                  finish: Callable[..., dict]) -> None:
-        self.plan, self.header, self.schema, self.finish = plan, header, schema, finish
+        self.spec, self.schema, self.finish = spec, schema, finish
 
     def __call__(self, checksums, rows_in, shards, rejects, tally, **sides) -> dict:
-        base = selection_manifest(self.plan, self.header, self.schema, checksums, rows_in,
-                                  shards, rejects, tally)
+        base = selection_manifest(self.spec.inputs, self.spec.header, self.schema, checksums,
+                                  rows_in, shards, rejects, tally)
         return self.finish(base, **sides)
 
 
-def write_selection(pipeline: beam.Pipeline, plan: InputPlan, out_dir: str, schema: pa.Schema,
-                    num_shards: int, selected, rows_in, rejects, header: dict,
-                    finish: Callable[..., dict], **sides) -> None:
+def write_selection(pipeline: beam.Pipeline, spec: SelectionSpec, schema: pa.Schema, selected,
+                    rows_in, rejects, finish: Callable[..., dict], **sides) -> None:
     """Shards from ``selected.kept``, rejects from every PCollection in ``rejects``, and the
     manifest: :func:`selection_manifest` from ``selected.tally``, completed by
     ``finish(base, **sides)`` (each side input a list)."""
-    write_outputs(pipeline, plan, out_dir, schema, num_shards, selected.kept, rows_in, rejects,
-                  _SelectionManifest(plan, header, schema, finish), tally=selected.tally,
-                  **sides)
+    write_outputs(pipeline, spec.inputs, spec.out_dir, schema, spec.num_shards, selected.kept,
+                  rows_in, rejects, _SelectionManifest(spec, schema, finish),
+                  tally=selected.tally, **sides)

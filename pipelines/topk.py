@@ -22,9 +22,9 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from tamis.pipelines.records import ROW, SRC
 from tamis.selectors.precision import tie_keys
 from tamis.selectors.sampling import Cutoff, cutoff, select_boundary
+from tamis.storage.records import ROW, SRC
 
 KEY = "__key"
 BIN_BITS = 16

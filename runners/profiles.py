@@ -13,10 +13,12 @@ from collections.abc import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from tamis.storage.errors import ConfigError
+
 RUNNERS = ("local", "flink", "dataflow")
 
 
-class RunnerError(ValueError):
+class RunnerError(ConfigError):
     """A runner name or Beam flag that cannot be used."""
 
 

@@ -72,8 +72,8 @@ def test_standard_library_selectors_wins_from_repo_root():
 
 
 def test_installed_package_maps_the_four_folders():
-    code = ("import tamis.selectors.sampling as s, tamis.pipelines.manifest as m, "
+    code = ("import tamis.selectors.sampling as s, tamis.storage.manifest as m, "
             "tamis.runners.cli as c; print(s.__name__, m.__name__, c.__name__)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out == ["tamis.selectors.sampling", "tamis.pipelines.manifest", "tamis.runners.cli"]
+    assert out == ["tamis.selectors.sampling", "tamis.storage.manifest", "tamis.runners.cli"]

@@ -2,15 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from tamis.runners.config import (
-    Budget,
-    ConfigError,
-    SampleConfig,
-    apply_overrides,
-    config_hash,
-    load,
-    read_yaml,
-)
+from tamis.runners.config import apply_overrides, config_hash, load, read_yaml
+from tamis.runners.jobs.sample import SampleConfig
+from tamis.runners.sections import Budget
+from tamis.storage.errors import ConfigError
 
 BASE = {"inputs": ["data"], "output": "out", "budget": {"rows": 10}}
 
@@ -25,7 +20,7 @@ def test_loads_with_defaults_and_nested_sections():
 
 def test_unknown_key_names_the_key_and_the_allowed_ones():
     with pytest.raises(ConfigError, match=r"unknown key 'bugdet' \(did you mean 'budget'\?\); "
-                                          r"allowed: inputs, output, budget"):
+                                          r"allowed: inputs, text_column, id_column, output"):
         load(SampleConfig, {**BASE, "bugdet": 3})
     with pytest.raises(ConfigError, match=r"unknown key 'budget.row' \(did you mean 'rows'"):
         load(SampleConfig, {**BASE, "budget": {"row": 3}})

@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from corpora import write_config
 
-from tamis.pipelines.cluster import load_model, read_counts
-from tamis.pipelines.vectors import open_cache, read_documents
+from tamis.storage.clusters import load_model, read_counts
 from tamis.runners.cli import main
 from tamis.selectors import importance as imp
 from tamis.selectors.clusters import normalize
 from tamis.selectors.precision import quantize, tie_keys
+from tamis.storage.cache import open_cache, read_documents
 
 pytestmark = pytest.mark.slow
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
@@ -155,7 +155,7 @@ def test_draws_without_replacement_repeat_only_exhausted_clusters(world):
         if rates[c] <= 1:
             assert len(mine) == 0 or mine.max() == 1
     # rows come in an order of their own, not in the order of the uniforms that kept them
-    from tamis.pipelines.stages import ORDER_SALT
+    from tamis.pipelines.tail import ORDER_SALT
     from tamis.selectors.sampling import row_keys
 
     ids = table.column("id").to_pylist()

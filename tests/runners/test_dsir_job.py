@@ -12,11 +12,11 @@ import pytest
 from corpora import write_config
 
 from tamis.pipelines.dsir import key_bins
-from tamis.pipelines.records import hashed_ids
 from tamis.selectors.dsir import HashedNgramSelector, gumbel_keys
 from tamis.selectors.precision import tie_keys
 from tamis.selectors.sampling import top_by_budget
 from tamis.selectors.tokens import count_tokens
+from tamis.storage.records import hashed_ids
 
 pytestmark = pytest.mark.slow
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
@@ -84,14 +84,14 @@ def test_select_names_a_method(tmp_path, pool, run_cli):
     config = write_config(tmp_path / "x.yaml", method="random", inputs=[str(pool)])
     code, _, err = run_cli("select", config)
     assert code == 2
-    assert ("'method' must be one of uniform, dsir, crisp, relevance, mmr, hybrid, got "
+    assert ("'method' must be one of uniform, crisp, hybrid, dsir, relevance, mmr, got "
             "'random'") in err
 
 
 def test_a_budget_over_the_eligible_pool_has_no_cut_off_bin():
-    from tamis.pipelines.records import ROW, SRC
     from tamis.pipelines.topk import KEY, RELATIVE, _boundary
     from tamis.selectors.sampling import Cutoff
+    from tamis.storage.records import ROW, SRC
 
     table = pa.table({KEY: [-np.inf, -np.inf, 3.0], "id": ["a", "b", "c"], SRC: [0, 0, 0],
                       ROW: [0, 1, 2], "n_tokens": [5, 5, 5]})

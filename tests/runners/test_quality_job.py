@@ -128,8 +128,8 @@ def test_embedding_classifier_keeps_the_top_share_and_rejects_rows_without_vecto
 
 
 def test_embedding_scores_match_the_saved_logistic_model(tmp_path, pool, caches, run_cli):
-    from tamis.pipelines.vectors import open_cache, read_documents
     from tamis.selectors.quality import EmbeddingLogistic
+    from tamis.storage.cache import open_cache, read_documents
 
     manifest = run(run_cli, tmp_path, "emb", pool=pool, annotate_only=True, **caches)
     with open(tmp_path / "emb" / "models" / "quality.npz", "rb") as f:

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from corpora import make_rows, write_config, write_parquet
 
-from tamis.pipelines.records import hashed_ids
 from tamis.selectors.sampling import allocate, row_keys
 from tamis.selectors.tokens import count_tokens
+from tamis.storage.records import hashed_ids
 
 pytestmark = pytest.mark.slow
 

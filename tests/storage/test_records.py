@@ -6,8 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tamis.pipelines.inputs import InputError, plan_inputs
-from tamis.pipelines.records import REJECTS_SCHEMA, hashed_ids, read_unit
+from tamis.storage.errors import InputError
+from tamis.storage.inputs import plan_inputs
+from tamis.storage.records import REJECTS_SCHEMA, hashed_ids, read_unit
 
 
 def read_all(plan):

@@ -1,6 +1,6 @@
 """The manifest beside a job's shards: writing it, verifying it, and reading the records.
 
-This module imports no Beam: a trainer can ``from tamis.pipelines.manifest import
+This module imports no Beam: a trainer can ``from tamis.storage.manifest import
 ManifestReader`` with only pyarrow and numpy installed.
 
 Layout of an output folder::
@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from tamis.pipelines.files import filesystem, join, sha256_file, write_atomically
+from tamis.storage.errors import VerifyError
+from tamis.storage.files import filesystem, join, sha256_file, write_atomically
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -30,8 +32,25 @@ DATA, REJECTS = "data", "rejects"
 TIMESTAMP_FIELD = "created_at"
 
 
-class VerifyError(Exception):
-    """A shard, a checksum or a count does not match the manifest."""
+@dataclass(frozen=True)
+class Header:
+    """What a job knows at launch and its manifest opens with. Workers write it, never read
+    data from it: whatever a stage computes with travels in its typed spec.
+
+    ``selector`` holds launch-time statistics of the selection (histogram coverage, the index
+    kind), copied into the manifest's ``selector`` section."""
+
+    job: str
+    config: Mapping[str, Any]  # the resolved configuration, as plain JSON data
+    config_hash: str
+    seed: int
+    warnings: tuple[str, ...] = ()
+    selector: Mapping[str, Any] = field(default_factory=dict)
+
+    def opening(self) -> dict:
+        """The manifest's first fields: job, config, config_hash, seed."""
+        return {"job": self.job, "config": dict(self.config), "config_hash": self.config_hash,
+                "seed": self.seed}
 
 
 def versions() -> dict[str, str]:

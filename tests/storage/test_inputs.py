@@ -5,7 +5,8 @@ import pyarrow.parquet as pq
 import pytest
 from corpora import make_rows, write_parquet
 
-from tamis.pipelines.inputs import InputError, plan_inputs
+from tamis.storage.errors import InputError
+from tamis.storage.inputs import plan_inputs
 
 
 def test_plans_units_from_footers(corpus):
@@ -97,8 +98,8 @@ def test_listing_order_and_repeats_do_not_matter(tmp_path):
 
 
 def test_an_earlier_selection_is_read_with_its_weights_carried(tmp_path):
-    from tamis.pipelines.records import read_unit
     from tamis.pipelines.tail import compose_upstream
+    from tamis.storage.records import read_unit
 
     pq.write_table(pa.table({"id": ["a", "b"], "text": ["x y", "z"], "n_tokens": [9, 9],
                              "weight": [2.0, None], "n_samples": [3, 1]}),

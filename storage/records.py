@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tamis.pipelines.files import filesystem, numbered_lines
-from tamis.pipelines.inputs import IN_SAMPLES, IN_WEIGHT, InputFile, InputPlan, Unit
 from tamis.selectors.tokens import count_tokens
+from tamis.storage.files import filesystem, numbered_lines
+from tamis.storage.inputs import IN_SAMPLES, IN_WEIGHT, InputFile, InputPlan, Unit
 
 SRC, ROW = "__src", "__row"
 BATCH_ROWS = 8192

@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tamis.pipelines import manifest as mf
-from tamis.pipelines.shards import write_table
+from tamis.storage import manifest as mf
+from tamis.storage.shards import write_table
 
 SCHEMA = pa.schema([("id", pa.string()), ("n_tokens", pa.int64()), ("weight", pa.float64()),
                     ("n_samples", pa.int64())])
@@ -66,6 +66,6 @@ def test_reader_iterates_and_samples_by_weight(tmp_path):
 
 def test_reader_imports_without_beam():
     code = ("import sys; sys.modules['apache_beam'] = None; "
-            "from tamis.pipelines.manifest import ManifestReader; print('ok')")
+            "from tamis.storage.manifest import ManifestReader; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr

@@ -1,118 +1,42 @@
-"""Beam stages every job shares: read records, write shards and rejects, write the manifest.
+"""Beam stages that write: shards (through spill files), rejects, and the manifest last.
 
-Elements on the hot path are Arrow tables (one per input row group), not dicts: moving rows
-between worker processes one at a time costs more than the work itself.
+Kept rows are spilled to Arrow files where they are made; only their places travel to the
+shard writers, so the step that sorts rows into shards holds one shard in memory, not the
+whole output. The manifest is written once every shard is, from side inputs, and only if its
+accounting adds up.
 """
 
 from __future__ import annotations
 
-import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.fs as pafs
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from tamis.pipelines import manifest as mf
-from tamis.pipelines.files import filesystem, join, sha256_file, write_atomically
-from tamis.pipelines.inputs import InputPlan
-from tamis.pipelines.records import REJECTS_SCHEMA, ROW, SRC, read_unit
-from tamis.pipelines.shards import shard_name, write_table
+from tamis.pipelines.read import ChecksumInputs
+from tamis.storage import manifest as mf
+from tamis.storage.inputs import InputPlan
+from tamis.storage.records import REJECTS_SCHEMA, ROW, SRC
+from tamis.storage.shards import (
+    read_spilled,
+    remove_spill,
+    shard_name,
+    write_spill,
+    write_table,
+)
 
-log = logging.getLogger(__name__)
-NAMESPACE = "tamis"
-
-
-class DataError(ValueError):
-    """Data met while the pipeline runs that the job cannot go on with (no negatives left to
-    train on, too few documents to cluster). The CLI prints its message, not a traceback."""
-
-
-class _ReadUnit(beam.DoFn):
-    def __init__(self, plan: InputPlan) -> None:
-        self._plan = plan
-
-    def setup(self) -> None:
-        self._rows = Metrics.counter(NAMESPACE, "rows_read")
-        self._rejected = Metrics.counter(NAMESPACE, "rows_rejected")
-
-    def process(self, index: int):
-        unit = self._plan.units[index]
-        for records, rejects in read_unit(self._plan, unit):
-            n_in = records.num_rows + rejects.num_rows
-            self._rows.inc(n_in)
-            self._rejected.inc(rejects.num_rows)
-            yield beam.pvalue.TaggedOutput("rows_in", (unit.file, n_in))
-            if rejects.num_rows:
-                yield beam.pvalue.TaggedOutput("rejects", (unit.file, rejects))
-            if records.num_rows:
-                yield records
-
-
-class ReadRecords(beam.PTransform):
-    """Read every unit of an :class:`InputPlan`.
-
-    Returns a dict of PCollections: ``records`` (Arrow tables), ``rejects`` (``(file,
-    table)``) and ``rows_in`` (``(file, rows)``, one per unit).
-    """
-
-    def __init__(self, plan: InputPlan) -> None:
-        super().__init__()
-        if not plan.units:
-            raise ValueError("the input plan has no unit to read")
-        self._plan = plan
-
-    def expand(self, pbegin):
-        out = (
-            pbegin
-            | "Units" >> beam.Create(list(range(len(self._plan.units))))
-            | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(_ReadUnit(self._plan)).with_outputs(
-                "rejects", "rows_in", main="records")
-        )
-        return {"records": out.records, "rejects": out.rejects, "rows_in": out.rows_in}
-
-
-class ChecksumInputs(beam.PTransform):
-    """``(file index, sha256)`` for every input file, computed in parallel."""
-
-    def __init__(self, plan: InputPlan) -> None:
-        super().__init__()
-        self._paths = [f.path for f in plan.files]
-
-    def expand(self, pbegin):
-        paths = self._paths
-
-        def checksum(index: int) -> tuple[int, str]:
-            fs, inner = filesystem(paths[index])
-            return index, sha256_file(fs, inner)
-
-        return (
-            pbegin
-            | "Files" >> beam.Create(list(range(len(paths))))
-            | "Spread" >> beam.Reshuffle()
-            | "Hash" >> beam.Map(checksum)
-        )
-
-
-#: Kept tables wait here (Arrow IPC, LZ4) until their shard is written; removed with the
-#: manifest.
-SPILL = ".spill"
+#: Kept tables are spilled about this much at a time.
 SPILL_BYTES = 64 << 20
 
 
 class _Spill(beam.DoFn):
     """Kept ``(shard, table)`` pairs go to spill files where they are made, about
-    ``SPILL_BYTES`` a file, one record batch per pair; only ``(shard, (path, batch))`` travels
-    to the shard writers, so the shuffle before writing moves names, not rows. Files have
-    unique names: a retried bundle writes new ones, and only what the shuffle delivers is read.
-    """
+    ``SPILL_BYTES`` a file; only ``(shard, (path, batch))`` travels to the shard writers, so
+    the shuffle before writing moves names, not rows."""
 
     def __init__(self, out_dir: str) -> None:
         self._out_dir = out_dir
@@ -133,36 +57,7 @@ class _Spill(beam.DoFn):
 
     def _flush(self):
         pending, self._pending, self._bytes = self._pending, [], 0
-        by_schema: dict[pa.Schema, list[tuple[int, pa.Table]]] = {}
-        for shard, table in pending:
-            by_schema.setdefault(table.schema, []).append((shard, table))
-        options = pa.ipc.IpcWriteOptions(compression="lz4")
-        for schema, pairs in by_schema.items():
-            path = join(self._out_dir, f"{SPILL}/{uuid.uuid4().hex}.arrow")
-
-            def write(sink, schema=schema, pairs=pairs) -> None:
-                with pa.ipc.new_file(sink, schema, options=options) as writer:
-                    for _, table in pairs:  # kept tables are never empty
-                        writer.write_batch(table.combine_chunks().to_batches()[0])
-
-            write_atomically(path, write)
-            for batch, (shard, _) in enumerate(pairs):
-                yield shard, (path, batch)
-
-
-def _read_spilled(places: list[tuple[str, int]]) -> list[pa.Table]:
-    """The spilled batches at ``(path, batch)`` places, each file opened once."""
-    by_path: dict[str, list[int]] = {}
-    for path, batch in places:
-        by_path.setdefault(path, []).append(batch)
-    tables = []
-    for path in sorted(by_path):
-        fs, inner = filesystem(path)
-        with fs.open_input_file(inner) as f:
-            reader = pa.ipc.open_file(f)
-            tables += [pa.Table.from_batches([reader.get_batch(b)])
-                       for b in sorted(by_path[path])]
-    return tables
+        return write_spill(self._out_dir, pending)
 
 
 class WriteShards(beam.PTransform):
@@ -185,7 +80,7 @@ class WriteShards(beam.PTransform):
 
         def write(item) -> dict:
             index, places = item
-            parts = _read_spilled([w for w in places if w is not None])
+            parts = read_spilled([w for w in places if w is not None])
             table = (pa.concat_tables(parts, promote_options="default") if parts
                      else schema.empty_table())
             if parts:
@@ -246,9 +141,7 @@ class WriteManifest(beam.PTransform):
             if problem:
                 raise RuntimeError(f"internal error, rows were lost: {problem}")
             mf.write_manifest(out_dir, manifest)
-            fs, inner = filesystem(join(out_dir, SPILL))
-            if fs.get_file_info(inner).type == pafs.FileType.Directory:
-                fs.delete_dir(inner)
+            remove_spill(out_dir)
             return out_dir
 
         sides = {k: beam.pvalue.AsList(v) for k, v in side_inputs.items()}
@@ -272,7 +165,7 @@ def write_outputs(pipeline: beam.Pipeline, plan: InputPlan, out_dir: str, schema
           **sides} | "WriteManifest" >> WriteManifest(out_dir, build))
 
 
-def manifest_base(plan: InputPlan, header: dict, checksums, rows_in, shards,
+def manifest_base(plan: InputPlan, header: mf.Header, checksums, rows_in, shards,
                   rejects) -> tuple[dict, list[int]]:
     """What every text job's manifest holds, and the rows read per input file.
 
@@ -288,7 +181,7 @@ def manifest_base(plan: InputPlan, header: dict, checksums, rows_in, shards,
         for reason, n in entry["reasons"].items():
             rejected[reason] = rejected.get(reason, 0) + n
     return {
-        **{k: v for k, v in header.items() if k not in ("warnings", "selector")},
+        **header.opening(),
         "schema_version": mf.SCHEMA_VERSION,
         mf.TIMESTAMP_FIELD: datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": mf.versions(),
@@ -301,10 +194,5 @@ def manifest_base(plan: InputPlan, header: dict, checksums, rows_in, shards,
                               key=lambda e: e["path"]),
         },
         "accounting": {"rows_in": sum(rows_per_file), "rows_rejected": rejected},
-        "warnings": list(header.get("warnings", [])),
+        "warnings": list(header.warnings),
     }, rows_per_file
-
-
-#: Salts the (seed, id) hash that orders rows in shards, so that their order is independent of
-#: the (seed, id) uniforms that decided which rows were kept.
-ORDER_SALT = 0x9E3779B97F4A7C15

@@ -18,17 +18,14 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tamis.pipelines.files import expand, filesystem, numbered_lines
 from tamis.selectors.tokens import estimate_tokens
+from tamis.storage.errors import InputError
+from tamis.storage.files import expand, filesystem, numbered_lines
 
 PARQUET = (".parquet", ".pq")
 JSONL = (".jsonl", ".ndjson", ".json")
 JSONL_SCHEMA_LINES = 1000
 STRING_TYPES = (pa.string(), pa.large_string(), pa.string_view())
-
-
-class InputError(ValueError):
-    """An input that cannot be read as asked: the message names the file and the field."""
 
 
 @dataclass(frozen=True)

