@@ -1,9 +1,13 @@
-"""Planning the read of a text corpus from Parquet footers (and JSONL heads), before any work.
+"""Planning the read of a corpus from Parquet footers (and JSONL heads), before any work.
 
 :func:`plan_inputs` finds the files, reads only what it must (Parquet footers; the first lines
 of a JSONL file), checks that the columns a job needs are there, and splits the work into
 units (one Parquet row group, or one JSONL file). Every problem it finds is a
 :class:`InputError` that names the file and the field.
+
+Planning is the same for every modality: a plan has one *content* column, described by a
+:class:`Content` (:data:`TEXT` today: a string column whose rows of another type are rejected);
+how a content's rows are checked when read lives in :mod:`tamis.storage.records`.
 """
 
 from __future__ import annotations
@@ -29,14 +33,27 @@ STRING_TYPES = (pa.string(), pa.large_string(), pa.string_view())
 
 
 @dataclass(frozen=True)
+class Content:
+    """What a plan's content column holds."""
+
+    kind: str  # "text"
+    types: tuple[pa.DataType, ...]  # the Arrow types it may have in a Parquet file
+    wrong_type: str  # the reject reason of the rows of a file whose column has another type
+    output_type: pa.DataType  # its type in the plan's schema
+
+
+TEXT = Content("text", STRING_TYPES, "non_string_text", pa.string())
+
+
+@dataclass(frozen=True)
 class InputFile:
     path: str  # as the file system names it
     rel: str  # relative to the common root of all inputs; ids are hashed from it
     format: str  # "parquet" | "jsonl"
     bytes: int
     rows: int | None  # None for JSONL: unknown until read
-    text_bytes: int | None  # uncompressed bytes of the text column (Parquet)
-    text_is_string: bool = True
+    content_bytes: int | None  # uncompressed bytes of the content column (Parquet)
+    content_ok: bool = True  # the column has a type the content may have
 
 
 @dataclass(frozen=True)
@@ -53,10 +70,16 @@ class Unit:
 class InputPlan:
     files: tuple[InputFile, ...]
     units: tuple[Unit, ...]
-    schema: pa.Schema  # output columns from the inputs: id and text (strings) first
-    text_column: str
+    schema: pa.Schema  # output columns from the inputs: id and the content first
+    content_column: str
     id_column: str | None  # present in every file, else None and ids are hashed
     warnings: tuple[str, ...] = field(default=())
+    content: Content = TEXT
+
+    @property
+    def text_column(self) -> str:
+        """The content column of a text plan."""
+        return self.content_column
 
     @property
     def rows(self) -> int | None:
@@ -69,7 +92,7 @@ class InputPlan:
 
     def estimated_tokens(self) -> int:
         """Tokens estimated from footers; a JSONL file counts its whole size as text."""
-        return sum(estimate_tokens(f.text_bytes if f.text_bytes is not None else f.bytes)
+        return sum(estimate_tokens(f.content_bytes if f.content_bytes is not None else f.bytes)
                    for f in self.files)
 
 
@@ -134,15 +157,17 @@ IN_WEIGHT, IN_SAMPLES = "__in_weight", "__in_n_samples"
 
 def plan_inputs(
     paths: Sequence[str],
-    text_column: str,
+    content_column: str,
     id_column: str | None = "id",
     required_columns: Sequence[str] = (),
     reserved_columns: Sequence[str] = (),
+    content: Content = TEXT,
 ) -> InputPlan:
-    """Find and check the inputs of a text job; raise :class:`InputError` on the first problem.
+    """Find and check the inputs of a job; raise :class:`InputError` on the first problem.
 
-    ``required_columns`` must be in every file (a stratification column, say);
-    ``reserved_columns`` are columns the job adds and an input must not already have.
+    ``content_column`` holds the records' content (their text); ``required_columns`` must be
+    in every file (a stratification column, say); ``reserved_columns`` are columns the job adds
+    and an input must not already have.
     """
     if id_column is not None and id_column != "id":
         reserved_columns = [*reserved_columns, "id"]
@@ -168,27 +193,27 @@ def plan_inputs(
             schema = meta.schema.to_arrow_schema()
         else:
             meta, schema = None, _jsonl_schema(path)
-        _check_columns(path, schema, text_column, required_columns, reserved_columns, fmt,
+        _check_columns(path, schema, content_column, required_columns, reserved_columns, fmt,
                        id_column)
-        text_ok = fmt == "jsonl" or schema.field(text_column).type in STRING_TYPES
-        if not text_ok:
+        content_ok = fmt == "jsonl" or schema.field(content_column).type in content.types
+        if not content_ok:
             warnings.append(
-                f"{path}: column '{text_column}' is {schema.field(text_column).type}, not text: "
-                f"its rows will be rejected as non_string_text"
+                f"{path}: column '{content_column}' is {schema.field(content_column).type}, "
+                f"not {content.kind}: its rows will be rejected as {content.wrong_type}"
             )
         index = len(files)
         if meta is not None:
-            col = schema.get_field_index(text_column)
-            offset, text_bytes = 0, 0
+            offset, content_bytes = 0, 0
             for g in range(meta.num_row_groups):
                 group = meta.row_group(g)
                 units.append(Unit(index, g, offset, group.num_rows))
                 offset += group.num_rows
-                text_bytes += _column_bytes(group, text_column, col)
-            files.append(InputFile(path, rel, fmt, size, meta.num_rows, text_bytes, text_ok))
+                content_bytes += _column_bytes(group, content_column)
+            files.append(InputFile(path, rel, fmt, size, meta.num_rows, content_bytes,
+                                   content_ok))
         else:
             units.append(Unit(index, 0, 0, None))
-            files.append(InputFile(path, rel, fmt, size, None, None, text_ok))
+            files.append(InputFile(path, rel, fmt, size, None, None, content_ok))
         schemas.append(schema)
     has_id = id_column is not None and all(id_column in s.names for s in schemas)
     if id_column is not None and not has_id and any(id_column in s.names for s in schemas):
@@ -196,12 +221,12 @@ def plan_inputs(
                        if id_column not in s.names)
         raise InputError(f"{missing}: no column '{id_column}' while other inputs have one; "
                          f"give every input ids, or none (they are then hashed from path and row)")
-    schema = _unify(files, schemas, text_column)
-    return InputPlan(tuple(files), tuple(units), schema, text_column,
-                     id_column if has_id else None, tuple(warnings))
+    schema = _unify(files, schemas, content_column, content)
+    return InputPlan(tuple(files), tuple(units), schema, content_column,
+                     id_column if has_id else None, tuple(warnings), content)
 
 
-def _column_bytes(group: pq.RowGroupMetaData, name: str, index: int) -> int:
+def _column_bytes(group: pq.RowGroupMetaData, name: str) -> int:
     total = 0
     for c in range(group.num_columns):
         column = group.column(c)
@@ -210,10 +235,10 @@ def _column_bytes(group: pq.RowGroupMetaData, name: str, index: int) -> int:
     return total
 
 
-def _check_columns(path, schema, text_column, required, reserved, fmt,
+def _check_columns(path, schema, content_column, required, reserved, fmt,
                    id_column=None) -> None:
     names = schema.names
-    for column in [text_column, *required]:
+    for column in [content_column, *required]:
         if column not in names:
             if fmt == "jsonl" and not names:
                 raise InputError(f"{path}: no JSON object in its first lines")
@@ -234,17 +259,18 @@ def _check_columns(path, schema, text_column, required, reserved, fmt,
                              f"be a number (rename it otherwise)")
 
 
-def _unify(files, schemas, text_column) -> pa.Schema:
-    """One output schema: ``id`` and the text first, then the other columns in order of first
-    appearance, their types promoted across files."""
+def _unify(files, schemas, content_column, content: Content) -> pa.Schema:
+    """One output schema: ``id`` and the content first, then the other columns in order of
+    first appearance, their types promoted across files."""
     others = []
     for schema in schemas:
-        keep = [f for f in schema if f.name not in (text_column, "id", *CARRIED)]
+        keep = [f for f in schema if f.name not in (content_column, "id", *CARRIED)]
         others.append(pa.schema(keep))
     try:
         merged = pa.unify_schemas(others, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise InputError(f"inputs disagree on a column's type ({exc}); files: "
                          f"{', '.join(os.path.basename(f.path) for f in files[:5])}") from None
-    head = [pa.field("id", pa.string(), nullable=False), pa.field(text_column, pa.string())]
+    head = [pa.field("id", pa.string(), nullable=False),
+            pa.field(content_column, content.output_type)]
     return pa.schema(head + list(merged))

@@ -2,7 +2,9 @@
 
 Every input row comes out exactly once: in the records (all output columns, plus
 ``n_tokens`` and the internal locator columns ``__src``/``__row``) or in the rejects (with the
-field at fault and a reason). Nothing here imports Beam.
+field at fault and a reason). What is checked of every row (its id, its JSON, the types of its
+columns) is here; what is checked of its content depends on the plan's content kind
+(:data:`CONTENT_CHECKS`: text today). Nothing here imports Beam.
 """
 
 from __future__ import annotations
@@ -69,27 +71,12 @@ def _clean(plan: InputPlan, src: int, table: pa.Table, rows: np.ndarray,
     reasons: list[tuple[str, str] | None] = [None] * table.num_rows
     if plan.id_column is not None:
         _mark(reasons, pc.is_null(ids), plan.id_column, "null_id")
-    text = table.column(plan.text_column)
-    if not f.text_is_string:
-        _mark(reasons, pa.array([True] * table.num_rows), plan.text_column, "non_string_text")
-    else:
-        text = text.cast(pa.string())
-        _mark(reasons, pc.is_null(text), plan.text_column, "null_text")
-        bad_utf8 = _invalid_utf8(text)
-        if bad_utf8 is not None:
-            _mark(reasons, bad_utf8, plan.text_column, "invalid_utf8")
-            # Rejects show the text decoded with U+FFFD for the bad bytes.
-            readable = [None if v is None else v.decode("utf-8", errors="replace")
-                        for v in text.cast(pa.binary()).to_pylist()]
-            text = pa.chunked_array([pa.array(readable, pa.string())])
-            table = table.set_column(table.schema.get_field_index(plan.text_column),
-                                     plan.text_column, text)
-        blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
-        _mark(reasons, pc.fill_null(blank, False), plan.text_column, "empty_text")
+    check = CONTENT_CHECKS[plan.content.kind]
+    table, content, n_tokens = check(plan, f, table, reasons)
     bad = np.array([r is not None for r in reasons], dtype=bool)
     rejects = _rejects(f, table, rows, ids, reasons, bad) if bad.any() else []
     good = pa.array(~bad)
-    columns = {"id": pc.filter(ids, good), plan.text_column: pc.filter(text, good)}
+    columns = {"id": pc.filter(ids, good), plan.content_column: pc.filter(content, good)}
     kept = table.filter(good)
     for fld in plan.schema:
         if fld.name in columns:
@@ -99,7 +86,7 @@ def _clean(plan: InputPlan, src: int, table: pa.Table, rows: np.ndarray,
         else:
             columns[fld.name] = pa.nulls(kept.num_rows, fld.type)
     out = pa.Table.from_pydict(columns, schema=plan.schema)
-    out = out.append_column("n_tokens", pa.array(count_tokens(out.column(plan.text_column))))
+    out = out.append_column("n_tokens", pa.array(n_tokens(out.column(plan.content_column))))
     for name, carried, kind in (("weight", IN_WEIGHT, pa.float64()),
                                 ("n_samples", IN_SAMPLES, pa.int64())):
         if name in kept.column_names:  # the output of an earlier selection
@@ -108,6 +95,34 @@ def _clean(plan: InputPlan, src: int, table: pa.Table, rows: np.ndarray,
     out = out.append_column(SRC, pa.array(np.full(out.num_rows, src, dtype=np.int32)))
     out = out.append_column(ROW, pa.array(rows[~bad]))
     return out, pa.Table.from_pylist(pre_rejected + rejects, schema=REJECTS_SCHEMA)
+
+
+def _check_text(plan: InputPlan, f: InputFile, table: pa.Table, reasons: list):
+    """Mark text that is not a string, null, invalid UTF-8 or blank; return the table (bad
+    bytes shown as U+FFFD), its text column and how tokens are counted."""
+    column = plan.content_column
+    text = table.column(column)
+    if not f.content_ok:
+        _mark(reasons, pa.array([True] * table.num_rows), column, plan.content.wrong_type)
+        return table, text, count_tokens
+    text = text.cast(pa.string())
+    _mark(reasons, pc.is_null(text), column, "null_text")
+    bad_utf8 = _invalid_utf8(text)
+    if bad_utf8 is not None:
+        _mark(reasons, bad_utf8, column, "invalid_utf8")
+        # Rejects show the text decoded with U+FFFD for the bad bytes.
+        readable = [None if v is None else v.decode("utf-8", errors="replace")
+                    for v in text.cast(pa.binary()).to_pylist()]
+        text = pa.chunked_array([pa.array(readable, pa.string())])
+        table = table.set_column(table.schema.get_field_index(column), column, text)
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+    _mark(reasons, pc.fill_null(blank, False), column, "empty_text")
+    return table, text, count_tokens
+
+
+#: How the content of each kind is checked and measured: ``check(plan, file, table, reasons)``
+#: marks bad rows in ``reasons`` and returns ``(table, content column, size function)``.
+CONTENT_CHECKS = {"text": _check_text}
 
 
 def _invalid_utf8(text: pa.ChunkedArray) -> pa.Array | None:
@@ -161,7 +176,7 @@ def _read_jsonl(plan: InputPlan, src: int,
     types = {fld.name: fld.type for fld in plan.schema if fld.name != "id"}
     if plan.id_column == "id":  # the output id is text: a number id is taken as its digits
         types["id"] = pa.string()
-    types[plan.text_column] = pa.string()
+    types[plan.content_column] = plan.content.output_type
     fs, inner = filesystem(f.path)
     with fs.open_input_stream(inner) as stream:
         lines = numbered_lines(stream)

@@ -1,4 +1,5 @@
-"""The import layering runners → pipelines → embeddings → selectors, and the stdlib check."""
+"""The layering runners → pipelines → embeddings → storage → selectors, a Beam-free storage
+layer, a job's two files, the size of a module, and the standard library's ``selectors``."""
 
 from __future__ import annotations
 
@@ -10,20 +11,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("selectors", "embeddings", "pipelines", "runners")
+LAYERS = ("selectors", "storage", "embeddings", "pipelines", "runners")
 #: What each layer may import from tamis.
 ALLOWED = {
     "selectors": set(),
-    "embeddings": {"selectors"},
-    "pipelines": {"selectors", "embeddings"},
-    "runners": {"pipelines", "selectors", "embeddings"},
+    "storage": {"selectors"},
+    "embeddings": {"selectors", "storage"},
+    "pipelines": {"selectors", "storage", "embeddings"},
+    "runners": {"pipelines", "selectors", "storage", "embeddings"},
 }
-#: Third-party packages a pure-algorithm layer must never touch.
-FORBIDDEN = {"selectors": {"apache_beam", "os", "pathlib", "io", "shutil", "pyarrow.fs",
-                           "pyarrow.parquet", "torch", "sentence_transformers"}}
+#: Third-party and standard modules a layer must never touch.
+FORBIDDEN = {
+    "selectors": {"apache_beam", "os", "pathlib", "io", "shutil", "pyarrow.fs",
+                  "pyarrow.parquet", "torch", "sentence_transformers"},
+    "storage": {"apache_beam", "torch", "sentence_transformers", "fasttext", "faiss"},
+}
+MAX_LINES = 400
 
 
-def tamis_imports(path: Path) -> set[str]:
+def imports(path: Path) -> set[str]:
     """Every module ``path`` imports (absolute names)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found = set()
@@ -44,7 +50,7 @@ def sources(layer: str) -> list[Path]:
 def test_layer_imports_only_what_it_may(layer):
     assert (ROOT / layer).is_dir(), f"missing source folder {layer}/"
     for path in sources(layer):
-        for module in tamis_imports(path):
+        for module in imports(path):
             parts = module.split(".")
             if parts[0] == "tamis" and len(parts) > 1 and parts[1] in LAYERS:
                 assert parts[1] == layer or parts[1] in ALLOWED[layer], (
@@ -53,6 +59,52 @@ def test_layer_imports_only_what_it_may(layer):
             for banned in FORBIDDEN.get(layer, ()):
                 assert module != banned and not module.startswith(banned + "."), (
                     f"{path.relative_to(ROOT)} imports {module}, which {layer}/ must not")
+
+
+def test_storage_and_verify_run_without_beam(tmp_path):
+    """A trainer, ``tamis verify`` and later ``report`` and ``mix`` need no Beam."""
+    import pyarrow as pa
+
+    from tamis.storage import manifest as mf
+    from tamis.storage.shards import write_table
+
+    schema = pa.schema([("id", pa.string()), ("n_tokens", pa.int64())])
+    entry = write_table(str(tmp_path), "data/part-0.parquet",
+                        pa.table({"id": ["a"], "n_tokens": [2]}), schema)
+    mf.write_manifest(str(tmp_path), {
+        "schema_version": mf.SCHEMA_VERSION,
+        "outputs": {"shards": [entry], "rejects": [], "rows": 1, "tokens": 2},
+        "accounting": {"rows_in": 1, "rows_kept": 1, "rows_dropped": {}, "rows_rejected": {}}})
+    modules = sorted(f"tamis.storage.{p.stem}" for p in sources("storage"))
+    code = ("import sys; sys.modules['apache_beam'] = None\n"
+            f"import {', '.join(modules)}\n"
+            "from tamis.runners.cli import main\n"
+            f"sys.exit(main(['verify', {str(tmp_path)!r}]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "OK: 1 shards" in out.stdout
+
+
+def test_every_job_is_its_two_files_and_one_registry_line():
+    from tamis.runners.jobs import JOBS
+
+    for job in JOBS:
+        assert (ROOT / "runners" / "jobs" / f"{job.name}.py").is_file(), job.name
+        assert (ROOT / "pipelines" / f"{job.name}.py").is_file(), job.name
+        assert job.stages.__module__ == f"tamis.pipelines.{job.name}"
+        assert job.plan.__module__ == f"tamis.runners.jobs.{job.name}"
+        assert (ROOT / "examples" / f"{job.name}.yaml").is_file() or (
+            ROOT / "examples" / job.name).is_dir(), f"no example config for {job.name}"
+
+
+def test_no_module_is_longer_than_the_style_allows():
+    long = []
+    for folder in (*LAYERS, "benchmarks", "examples"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            n = len(path.read_text().splitlines())
+            if n > MAX_LINES:
+                long.append(f"{path.relative_to(ROOT)}: {n} lines")
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
 def test_source_folders_are_not_regular_packages():
@@ -71,9 +123,11 @@ def test_standard_library_selectors_wins_from_repo_root():
     assert out[1] == "0"
 
 
-def test_installed_package_maps_the_four_folders():
+def test_installed_package_maps_the_five_folders():
     code = ("import tamis.selectors.sampling as s, tamis.storage.manifest as m, "
-            "tamis.runners.cli as c; print(s.__name__, m.__name__, c.__name__)")
+            "tamis.pipelines.tail as p, tamis.runners.jobs.sample as j; "
+            "print(s.__name__, m.__name__, p.__name__, j.__name__)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out == ["tamis.selectors.sampling", "tamis.storage.manifest", "tamis.runners.cli"]
+    assert out == ["tamis.selectors.sampling", "tamis.storage.manifest", "tamis.pipelines.tail",
+                   "tamis.runners.jobs.sample"]

@@ -9,12 +9,12 @@ import pytest
 
 from tamis.embeddings.sentence import (
     DEFAULT_MODEL,
-    ModelError,
     SentenceTransformerHandler,
     model_info,
     resolve_model,
 )
 from tamis.embeddings.windows import TokenWindower, windows_from_offsets
+from tamis.storage.errors import ModelError
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,17 @@ def test_batches_do_not_change_vectors(minilm):
     together = handler.run_inference([texts], model)[0]
     apart = np.concatenate(handler.run_inference([texts[:2], texts[2:]], model))
     assert np.abs(together - apart).max() < 1e-5
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_model_runs_in_fp16_close_to_the_cpu_vectors(minilm):
+    cpu_handler, cpu_model = minilm
+    handler = SentenceTransformerHandler(cpu_handler.path, device="cuda")
+    texts = [f"document {i} about rivers, kernels and stones" for i in range(64)]
+    (gpu,) = handler.run_inference([texts], handler.load_model())
+    (cpu,) = cpu_handler.run_inference([texts], cpu_model)
+    assert handler.share_model_across_processes()
+    assert np.min(np.sum(gpu * cpu, axis=1)) > 0.999
 
 
 def test_model_info_reads_shape_and_hashes_content():

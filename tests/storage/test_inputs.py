@@ -77,7 +77,7 @@ def test_conflicting_types_are_an_error(tmp_path):
 def test_non_string_text_column_is_a_warning_not_an_error(tmp_path):
     write_parquet(tmp_path / "a.parquet", [{"text": 1}, {"text": 2}])
     plan = plan_inputs([str(tmp_path)], "text")
-    assert not plan.files[0].text_is_string
+    assert not plan.files[0].content_ok
     assert "rows will be rejected as non_string_text" in plan.warnings[0]
 
 
