@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tamis.embeddings.extras import require
 from tamis.embeddings.lsi import LsiModel
 from tamis.embeddings.sentence import model_info
 from tamis.pipelines import embed as stages
@@ -36,6 +37,7 @@ class EmbedConfig(EmbedSection, Common, Corpus):
 
 
 def plan(config: EmbedConfig, context: Context) -> Plan[stages.EmbedSpec]:
+    require("sentence_transformers" if config.embedder == "sentence-transformers" else "sklearn")
     inputs = plan_inputs(config.inputs, config.text_column, config.id_column)
     m = config.model
     warnings = list(inputs.warnings)

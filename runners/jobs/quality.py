@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+from tamis.embeddings.extras import require
 from tamis.pipelines import quality as stages
 from tamis.pipelines.tail import SELECTION_COLUMNS
 from tamis.runners.config import key
@@ -72,6 +73,8 @@ class QualityConfig(Sharded, Common, Corpus):
 
 
 def plan(config: QualityConfig, context: Context) -> Plan[stages.QualitySpec]:
+    if config.classifier == "fasttext":
+        require("fasttext")
     inputs = plan_inputs(config.inputs, config.text_column, config.id_column,
                          reserved_columns=[*SELECTION_COLUMNS, stages.SCORE])
     positives = None

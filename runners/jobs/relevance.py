@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tamis.embeddings.extras import require
 from tamis.pipelines import relevance as stages
 from tamis.pipelines.tail import SELECTION_COLUMNS
 from tamis.runners.config import defaults_of, key
@@ -63,6 +64,7 @@ class RelevanceConfig(Sharded, Common, Corpus):
 
 
 def plan(config: RelevanceConfig, context: Context) -> Plan[stages.RelevanceSpec]:
+    require("faiss")
     inputs = plan_inputs(config.inputs, config.text_column, config.id_column,
                          reserved_columns=[*SELECTION_COLUMNS, stages.SCORE, stages.RANK])
     pool = open_cache(config.embeddings)

@@ -19,7 +19,7 @@ from tamis.selectors.tokens import count_tokens
 from tamis.storage.records import hashed_ids
 
 pytestmark = pytest.mark.slow
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo"
+DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo"
 
 
 @pytest.fixture
@@ -72,15 +72,15 @@ def test_key_bins_keep_the_order_of_keys():
     assert len(set(bins[1:-2].tolist())) == 7  # distinct keys stay apart
 
 
-def test_select_names_a_method(tmp_path, pool, run_cli):
-    config = write_config(tmp_path / "u.yaml", method="uniform", inputs=[str(pool)],
-                          output=str(tmp_path / "u"), budget={"rows": 10})
-    assert run_cli("select", config, "--workers", "1")[0] == 0
-    assert json.loads((tmp_path / "u" / "manifest.json").read_text())["job"] == "sample"
+def test_select_names_a_method_and_runs_dsir_without_one(tmp_path, pool, run_cli):
     config = write_config(tmp_path / "d.yaml", inputs=[str(pool)], output=str(tmp_path / "d"),
                           target=[str(pool)], budget={"tokens": 2000})
-    assert run_cli("select", config, "--workers", "1")[0] == 0  # no method: the default
-    assert json.loads((tmp_path / "d" / "manifest.json").read_text())["job"] == "dsir"
+    code, out, _ = run_cli("select", config, "--dry-run")  # no method: the default
+    assert code == 0 and "tamis dsir: dry run" in out
+    config = write_config(tmp_path / "u.yaml", method="uniform", inputs=[str(pool)],
+                          output=str(tmp_path / "u"), budget={"rows": 10})
+    code, out, _ = run_cli("select", config, "--dry-run")
+    assert code == 0 and "tamis sample: dry run" in out
     config = write_config(tmp_path / "x.yaml", method="random", inputs=[str(pool)])
     code, _, err = run_cli("select", config)
     assert code == 2

@@ -12,7 +12,7 @@ import pytest
 from corpora import write_config
 
 pytestmark = pytest.mark.slow
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo" / "corpus" / "part-00000.parquet"
+DEMO = Path(__file__).resolve().parents[3] / "examples" / "demo" / "corpus" / "part-00000.parquet"
 
 
 @pytest.fixture

@@ -80,23 +80,18 @@ def test_relevance_with_mmr_matches_the_greedy_reference_and_is_deterministic(wo
     assert {p.name: p.read_bytes() for p in (root / "mmr" / "data").iterdir()} == first
 
 
-def test_select_runs_every_method_from_one_config(world):
-    root, _ = world
-    for method, job in (("relevance", "relevance"), ("mmr", "relevance"), ("hybrid", "crisp")):
-        keys = {"method": method, "inputs": [str(root / "pool")],
-                "output": str(root / f"select-{method}"),
-                "embeddings": str(root / "pool-emb"), "budget": {"tokens": 20_000},
-                "specialists": [{"embeddings": str(root / "python-emb")}]}
-        if method == "hybrid":
-            keys["clusters"] = str(root / "clusters")
-        manifest = run_manifest(write_config(root / f"{method}.yaml", **keys), "select",
-                                "--workers", "1")
-        assert manifest["job"] == job
-        if method == "hybrid":
-            assert manifest["selector"]["sampler"] == "without_replacement"
-            assert manifest["selector"]["soft_clusters"] == 8
-        if method == "mmr":
-            assert manifest["selector"]["mmr_lambda"] == 0.7
+def test_select_maps_every_method_to_its_job_and_keys():
+    from tamis.runners.jobs import METHODS, select
+
+    expected = {"uniform": ("sample", {}), "dsir": ("dsir", {}), "crisp": ("crisp", {}),
+                "hybrid": ("crisp", {"sampler": "without_replacement", "soft_clusters": 8}),
+                "relevance": ("relevance", {}), "mmr": ("relevance", {"mmr_lambda": 0.7})}
+    assert set(METHODS) == set(expected)
+    for method, (job, keys) in expected.items():
+        chosen, data = select({"method": method, "seed": 4})
+        assert chosen.name == job and data == {**keys, "seed": 4}
+    chosen, data = select({"method": "mmr", "mmr_lambda": 0.2})  # the config's own key wins
+    assert data == {"mmr_lambda": 0.2}
 
 
 def test_relevance_problems_are_named_before_work(world, tmp_path, capsys):

