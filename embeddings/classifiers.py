@@ -1,6 +1,10 @@
 """The quality classifiers behind a Beam ``ModelHandler``: the DCLM fastText model on text and
 the logistic regression on embeddings, loaded from the file an earlier step saved.
 
+``embeddings/`` holds more than embedders: every model a stage runs lives here, behind a
+``ModelHandler`` (sentence encoders and LSI; these classifiers; later speech encoders, language
+identification and the LLM rewriters), its heavy imports inside ``load_model``.
+
 :class:`QualityHandler` loads either kind from a local path or a URI (fastText reads local
 files only: a remote model is copied to a temporary file first) and scores batches: each
 example is a list of texts (fastText) or an ``(n, d)`` matrix (logistic), each prediction the

@@ -1,4 +1,5 @@
-"""Sentence-transformers models behind a Beam ``ModelHandler``.
+"""Sentence-transformers models behind a Beam ``ModelHandler`` (``embeddings/`` holds every
+model behind one, not only embedders: see :mod:`tamis.embeddings.classifiers`).
 
 Each example is a *batch* of texts (a list), made upstream from one Arrow batch, and each
 prediction the matching ``(n, dim)`` float32 matrix: batches move between stages whole, not one
