@@ -21,6 +21,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
 from tamis.selectors.precision import quantize
+from tamis.storage.files import filesystem
 
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 
@@ -87,10 +88,6 @@ class LsiModel:
         self._fitted_vectorizer = vectorizer
         self._components64 = None
 
-    @property
-    def output_dim(self) -> int:
-        return int(self.components_.shape[0])
-
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings, shape ``(n, dim)``, float32, unit norm (zero for texts with no known
         term)."""
@@ -129,10 +126,7 @@ class LsiHandler(ModelHandler[Sequence[str], np.ndarray, LsiModel]):
         self.path = path
 
     def load_model(self) -> LsiModel:
-        import pyarrow.fs as pafs
-
-        fs, inner = (pafs.FileSystem.from_uri(self.path) if "://" in self.path
-                     else (pafs.LocalFileSystem(), self.path))
+        fs, inner = filesystem(self.path)
         with fs.open_input_file(inner) as f:
             return LsiModel.load(f)
 

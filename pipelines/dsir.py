@@ -80,11 +80,10 @@ class _Fit(beam.CombineFn):
 def _fit(raw: np.ndarray, target: np.ndarray, spec: DsirSpec) -> np.ndarray:
     if raw is None or target is None:
         raise DataError("DSIR needs words in both the pool and the target set")
-    selector = spec.selector()
-    selector.target_probs_ = target / target.sum()
-    selector.raw_probs_ = raw / raw.sum()
-    return (np.log(selector.target_probs_ + selector.floor)
-            - np.log(selector.raw_probs_ + selector.floor))
+    try:
+        return spec.selector().fit_counts(target, raw).log_ratio_
+    except ValueError as exc:
+        raise DataError(f"DSIR: {exc}") from None
 
 
 class _Score(beam.DoFn):

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
-from tamis.embeddings.lsi import LsiModel
+from tamis.embeddings.lsi import LsiHandler, LsiModel
 from tamis.embeddings.windows import TokenWindower
 from tamis.pipelines.progress import ProgressWriter
 from tamis.pipelines.read import NAMESPACE, ChecksumInputs, ReadRecords
@@ -40,11 +40,12 @@ from tamis.storage.cache import (
     remove_stale,
     write_cache_shard,
 )
-from tamis.storage.files import filesystem, join, write_atomically
+from tamis.storage.errors import DataError
+from tamis.storage.files import join, write_atomically
 from tamis.storage.inputs import InputPlan
 from tamis.storage.records import REJECTS_SCHEMA, ROW, SRC
 
-MODELS = "models"
+MODELS = mf.MODELS
 PROGRESS_STAGE = "embed"
 
 
@@ -172,24 +173,25 @@ def _rejects(plan: InputPlan, table: pa.Table, too_long, empty, limit: int) -> p
 
 
 class _EmbedLsi(beam.DoFn):
-    """LSI vectors for a table's windows; the fitted model arrives as a path, loaded once."""
+    """LSI vectors for a table's windows, through :class:`LsiHandler`. The model is fitted in
+    the same pipeline and arrives as a path (a side input): it is loaded on the first batch,
+    once per worker, rather than in ``setup``."""
 
     def __init__(self, batch_size: int, progress_dir: str | None) -> None:
         self._batch, self._progress_dir = batch_size, progress_dir
 
     def setup(self) -> None:
-        self._path, self._model = None, None
+        self._handler, self._model = None, None
         self._progress = ProgressWriter(self._progress_dir, PROGRESS_STAGE)
 
     def process(self, item, model_path: str):
-        if model_path != self._path:
-            fs, inner = filesystem(model_path)
-            with fs.open_input_file(inner) as f:
-                self._model = LsiModel.load(f)
-            self._path = model_path
+        if self._handler is None or model_path != self._handler.path:
+            self._handler = LsiHandler(model_path)
+            self._model = self._handler.load_model()
         key, texts = item
-        vectors = np.concatenate([self._model.transform(texts[i:i + self._batch])
-                                  for i in range(0, len(texts), self._batch)])
+        vectors = np.concatenate(self._handler.run_inference(
+            [texts[i:i + self._batch] for i in range(0, len(texts), self._batch)],
+            self._model))
         self._progress.add(len(texts))
         yield key, vectors
 
@@ -227,7 +229,10 @@ def _fit_lsi(sample: list, spec: EmbedSpec) -> str:
     """Fit LSI on the sampled texts; save it under ``models/`` named by its content hash
     (an identical refit reuses the file, and the shards keyed by it)."""
     texts = [t for _, t in sorted(sample)]
-    model = copy.deepcopy(spec.lsi).fit(texts)
+    try:
+        model = copy.deepcopy(spec.lsi).fit(texts)
+    except ValueError as exc:
+        raise DataError(f"cannot fit the LSI model: {exc}") from None
     digest = hashlib.sha256()
     for array in (model.vocabulary_, model.idf_, model.components_):
         digest.update(np.ascontiguousarray(array).tobytes())

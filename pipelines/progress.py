@@ -1,9 +1,11 @@
-"""Progress of a long stage on the local runner: docs done, docs/s and time left.
+"""Progress of a long stage on the local runner: units done (embed: windows), their rate, and
+the time left.
 
 Workers are separate processes, so each :class:`ProgressWriter` keeps its own count in a small
 file under a folder the launcher chose, rewritten at most once a second; the launcher's
 :class:`ProgressMonitor` thread adds the files up and logs a line every few seconds. On other
-runners the same counts are Beam counters, shown by the runner's own UI.
+runners the job's Beam counters (``docs_embedded``, ``windows_made``) show the work in the
+runner's own UI.
 """
 
 from __future__ import annotations
@@ -62,12 +64,13 @@ def eta(done: int, total: int | None, seconds: float) -> str:
     rate = done / seconds if seconds > 0 else 0.0
     if total and rate > 0:
         left = max(0.0, (total - done) / rate)
-        return f"{done:,}/{total:,} ({rate:,.1f}/s, ETA {_clock(left)})"
+        return f"{done:,}/{total:,} ({rate:,.1f}/s, ETA {clock(left)})"
     return f"{done:,} ({rate:,.1f}/s)"
 
 
-def _clock(seconds: float) -> str:
-    minutes, s = divmod(int(seconds), 60)
+def clock(seconds: float) -> str:
+    """A duration as ``1h05m`` or ``4m30s``."""
+    minutes, s = divmod(int(round(seconds)), 60)
     h, m = divmod(minutes, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 

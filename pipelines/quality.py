@@ -119,7 +119,7 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
     positives = sorted(positives)
     candidates = sorted(candidates)
     n = spec.negatives or len(positives)
-    if spec.length_match:
+    if spec.length_match and positives and candidates:
         pick = length_matched(np.array([_length(p) for p in positives]),
                               np.array([_length(c) for c in candidates]),
                               [c[1] for c in candidates], n, spec.seed)

@@ -25,6 +25,7 @@ from tamis.runners.jobs import BY_NAME
 from tamis.runners.jobs.base import Context, Job, Launch
 from tamis.runners.profiles import RunnerError, default_workers, pipeline_options
 from tamis.runners.report import dry_run_report, number, reasons
+from tamis.storage import clusters as cluster_artifacts
 from tamis.storage import manifest as mf
 from tamis.storage.errors import DataError, PlanError
 from tamis.storage.files import filesystem, join
@@ -176,7 +177,7 @@ def clear_output(out: str, overwrite: bool, reusable_job: str | None = None) -> 
     if not overwrite:
         raise PlanError(f"output folder {out} is not empty; choose another 'output' or pass "
                         f"--overwrite to replace its shards and manifest")
-    ours = {mf.MANIFEST, mf.DATA, mf.REJECTS, "models", SPILL}
+    ours = {mf.MANIFEST, mf.DATA, mf.REJECTS, mf.MODELS, SPILL, *cluster_artifacts.ARTIFACTS}
     strangers = [e.base_name for e in entries if e.base_name not in ours]
     if strangers:
         raise PlanError(f"output folder {out} holds files tamis did not write "

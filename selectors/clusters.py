@@ -102,8 +102,10 @@ def _assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
         part = np.ascontiguousarray(x[start:start + CHUNK], dtype=np.float32)
         sims = part @ c32.T
         top = np.argmax(sims, axis=1)
-        two = np.partition(sims, -2, axis=1)[:, -2:]
-        close = two[:, 1].astype(np.float64) - two[:, 0] <= margin
+        rows = np.arange(len(part))
+        best = sims[rows, top].astype(np.float64)
+        sims[rows, top] = -np.inf
+        close = best - sims.max(axis=1) <= margin
         if close.any():
             top[close] = np.argmax(similarities(part[close], c32), axis=1)
         out[start:start + CHUNK] = top
@@ -113,14 +115,16 @@ def _assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 def _cluster_sums(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Float64 sums and counts of the rows of each cluster. ``x`` lies on the grid of
     :data:`INPUT_STEP`, so every partial sum is exact in float64 and the result is the same in
-    any order of addition, whatever BLAS kernel adds."""
+    any order of addition, on any CPU."""
+    counts = np.bincount(labels, minlength=k)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.r_[0, np.cumsum(counts)]
     sums = np.zeros((k, x.shape[1]), dtype=np.float64)
-    for start in range(0, len(x), CHUNK):
-        part = labels[start:start + CHUNK]
-        onehot = np.zeros((len(part), k))
-        onehot[np.arange(len(part)), part] = 1.0
-        sums += onehot.T @ np.asarray(x[start:start + CHUNK], dtype=np.float64)
-    return sums, np.bincount(labels, minlength=k)
+    for c in np.flatnonzero(counts):
+        members = order[bounds[c]:bounds[c + 1]]
+        for start in range(0, len(members), CHUNK):
+            sums[c] += np.sum(x[members[start:start + CHUNK]], axis=0, dtype=np.float64)
+    return sums, counts
 
 
 def _lloyd(x: np.ndarray, centroids: np.ndarray, niter: int) -> np.ndarray:

@@ -83,7 +83,11 @@ class HashedNgramSelector:
             raise ValueError(f"ngrams must be 1 or 2, got {self.ngrams}")
         if not len(target) or not len(raw):
             raise ValueError(f"need target and raw texts, got {len(target)} and {len(raw)}")
-        t, r = self.counts(target), self.counts(raw)
+        return self.fit_counts(self.counts(target), self.counts(raw))
+
+    def fit_counts(self, target: np.ndarray, raw: np.ndarray) -> HashedNgramSelector:
+        """Learn from summed bucket counts (:meth:`counts`) of the target and the raw pool."""
+        t, r = np.asarray(target, dtype=np.float64), np.asarray(raw, dtype=np.float64)
         if t.sum() == 0 or r.sum() == 0:
             raise ValueError("the target or raw texts have no word at all")
         self.target_probs_ = t / t.sum()

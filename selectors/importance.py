@@ -11,7 +11,7 @@ function of the record, the same on any worker, with the paper's expectation per
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -153,13 +153,6 @@ def mixture_report(target: np.ndarray, pool: np.ndarray, selected: np.ndarray,
     order = np.argsort(-s, kind="stable")[:top]
     return {int(c): {"target_share": round(float(t[c]), 6), "pool_share": round(float(p[c]), 6),
                      "selected_share": round(float(s[c]), 6)} for c in order if s[c] > 0}
-
-
-def as_histogram(counts: Mapping[int, float], n_clusters: int) -> np.ndarray:
-    out = np.zeros(n_clusters, dtype=np.float64)
-    for c, v in counts.items():
-        out[int(c)] += v
-    return out
 
 
 def capped_mean(lam: np.ndarray, cap: int) -> np.ndarray:

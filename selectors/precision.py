@@ -65,8 +65,3 @@ def normalize64(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     norms = np.sqrt(np.sum(x * x, axis=-1, keepdims=True))
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-
-
-def argmax_first(scores: np.ndarray) -> np.ndarray:
-    """Per row, the index of the highest quantised score, the lowest index among equals."""
-    return np.argmax(quantize(scores), axis=-1)

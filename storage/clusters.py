@@ -24,6 +24,8 @@ from tamis.selectors.clusters import HierarchicalKMeans
 from tamis.storage.files import filesystem, join, write_atomically
 
 MODEL, DESCRIPTION, COUNTS = "clusters.npz", "clusters.json", "counts.parquet"
+#: What a cluster output holds beside its manifest and shards.
+ARTIFACTS = (MODEL, DESCRIPTION, COUNTS)
 
 
 def assignment_schema(levels: int) -> pa.Schema:

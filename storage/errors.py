@@ -67,7 +67,7 @@ class ModelError(TamisError, ValueError):
 
 class DataError(TamisError, ValueError):
     """Data met while the pipeline runs that the job cannot go on with (no negatives left to
-    train on, too few documents to cluster)."""
+    train on, a sample too small to fit a model)."""
 
     kind = "data"
     exit_code = 1

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 GLOB_CHARS = re.compile(r"[*?\[]")
@@ -21,10 +22,36 @@ CHUNK = 8 << 20
 
 
 def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    """The file system holding ``path`` and the path inside it (absolute for local files)."""
+    """The file system holding ``path`` and the path inside it (absolute for local files).
+    Raises ``FileNotFoundError`` naming a URI whose scheme pyarrow does not know."""
     if "://" in path:
-        return pafs.FileSystem.from_uri(path)
+        try:
+            return pafs.FileSystem.from_uri(path)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise FileNotFoundError(f"{path}: not a file system tamis can read ({exc})") from None
     return pafs.LocalFileSystem(), os.path.abspath(path)
+
+
+def absolute(path: str) -> str:
+    """A local path made absolute; a URI as it is."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def split_scheme(path: str) -> tuple[str, str]:
+    """``("s3://", "bucket/key")`` of a URI, ``("", path)`` of a local path."""
+    if "://" in path:
+        scheme, rest = path.split("://", 1)
+        return scheme + "://", rest
+    return "", path
+
+
+def exists(path: str) -> bool:
+    """Whether ``path`` (local or a URI) is a file."""
+    try:
+        fs, inner = filesystem(path)
+    except FileNotFoundError:
+        return False
+    return fs.get_file_info(inner).type == pafs.FileType.File
 
 
 def join(base: str, *parts: str) -> str:
@@ -57,8 +84,17 @@ def expand(path: str, suffixes: tuple[str, ...]) -> tuple[str, list[str]]:
     """The files that ``path`` names, sorted, and the root their relative paths start from.
 
     ``path`` is a file, a folder (every file below it whose name ends in one of ``suffixes``)
-    or a glob. Raises ``FileNotFoundError`` with the path when nothing matches.
+    or a glob. Raises ``FileNotFoundError`` with the path when nothing matches. Paths come
+    back as ``path`` gave them: URIs keep their scheme.
     """
+    scheme = split_scheme(path)[0] if "://" in path else ""
+    root, found = _expand(path, suffixes)
+    if scheme and scheme != "file://":
+        return scheme + root, [scheme + f for f in found]
+    return root, found
+
+
+def _expand(path: str, suffixes: tuple[str, ...]) -> tuple[str, list[str]]:
     fs, inner = filesystem(path)
     match = GLOB_CHARS.search(inner)
     if match is None:

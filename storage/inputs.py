@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from tamis.selectors.tokens import estimate_tokens
 from tamis.storage.errors import InputError
-from tamis.storage.files import expand, filesystem, numbered_lines
+from tamis.storage.files import expand, filesystem, numbered_lines, split_scheme
 
 PARQUET = (".parquet", ".pq")
 JSONL = (".jsonl", ".ndjson", ".json")
@@ -180,14 +180,18 @@ def plan_inputs(
         except FileNotFoundError as exc:
             raise InputError(str(exc)) from None
         found.extend((root, f) for f in files)
-    common = posixpath.commonpath([r for r, _ in found]) if len(found) else "."
+    schemes = {split_scheme(root)[0] for root, _ in found}
+    if len(schemes) > 1:
+        raise InputError(f"inputs on several file systems ({', '.join(sorted(schemes))}); give "
+                         f"them from one")
+    common = posixpath.commonpath([split_scheme(r)[1] for r, _ in found]) if found else "."
     files, schemas, units, warnings = [], [], [], []
     # Sorted and unique: the order in which inputs are listed changes nothing downstream.
     for path in sorted({path for _, path in found}):
         fmt = _format(path)
         fs, inner = filesystem(path)
         size = fs.get_file_info(inner).size
-        rel = posixpath.relpath(path, common) if "://" not in path else path[len(common) :]
+        rel = posixpath.relpath(split_scheme(path)[1], common)
         if fmt == "parquet":
             meta = _parquet_footer(path)
             schema = meta.schema.to_arrow_schema()

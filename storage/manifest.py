@@ -28,6 +28,8 @@ from tamis.storage.files import filesystem, join, sha256_file, write_atomically
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 DATA, REJECTS = "data", "rejects"
+#: Models a job trained or fitted (quality classifiers, LSI).
+MODELS = "models"
 #: The one field that differs between two runs of the same job on the same inputs.
 TIMESTAMP_FIELD = "created_at"
 
@@ -73,12 +75,17 @@ def write_manifest(out_dir: str, manifest: dict) -> None:
 
 
 def load_manifest(out_dir: str) -> dict:
-    fs, inner = filesystem(join(out_dir, MANIFEST))
     try:
+        fs, inner = filesystem(join(out_dir, MANIFEST))
         with fs.open_input_stream(inner) as f:
-            return json.loads(f.read())
+            manifest = json.loads(f.read())
     except FileNotFoundError:
         raise VerifyError(f"{out_dir}: no {MANIFEST} (the job did not finish?)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VerifyError(f"{join(out_dir, MANIFEST)}: not a readable manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise VerifyError(f"{join(out_dir, MANIFEST)}: not a manifest (a JSON object)")
+    return manifest
 
 
 def accounting_problem(acc: dict) -> str | None:

@@ -39,7 +39,7 @@ def select(data: dict) -> tuple[Job, dict]:
 
     data = dict(data)
     name = data.pop("method", DEFAULT_METHOD)
-    if name not in METHODS:
+    if not isinstance(name, str) or name not in METHODS:
         raise ConfigError(f"'method' must be one of {', '.join(METHODS)}, got {name!r}")
     job, method = METHODS[name]
     return job, {**method.defaults, **data}

@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from tamis.pipelines.progress import clock
 from tamis.runners.config import config_hash, to_dict
 from tamis.storage.inputs import InputPlan
 from tamis.storage.manifest import Header
@@ -139,6 +140,4 @@ def duration(seconds: float | None) -> str:
     """A wall time estimate as ``1h05m`` or ``4m30s``."""
     if seconds is None:
         return "unknown (JSONL row counts are not in a footer)"
-    minutes, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(minutes, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+    return clock(seconds)

@@ -10,14 +10,22 @@ from tamis.storage.errors import CacheError, PlanError
 from tamis.storage.inputs import InputPlan
 
 
-def check_cache_inputs(plan: InputPlan, cache: Cache) -> None:
-    """The cache must have been made from these very files (same relative path and size)."""
+def check_cache_inputs(plan: InputPlan, cache: Cache, every: bool = False) -> None:
+    """The cache must have been made from these very files (same relative path and size);
+    with ``every``, from no other file either (a job that weighs by the whole cache's counts).
+    """
     known = {i["rel"]: i for i in cache.manifest["inputs"]}
     for f in plan.files:
         entry = known.get(f.rel)
         if entry is None or entry["bytes"] != f.bytes:
             raise CacheError(f"{f.path}: the embedding cache {cache.path} was not made from this "
                              f"file; run tamis embed on the same inputs")
+    extra = sorted(set(known) - {f.rel for f in plan.files})
+    if every and extra:
+        more = ", ..." if len(extra) > 3 else ""
+        raise CacheError(f"the embedding cache {cache.path} was made from more files than "
+                         f"'inputs' names ({', '.join(extra[:3])}{more}): its cluster counts "
+                         f"would not be the pool's; give the same inputs")
 
 
 def specialist_documents(pool: Cache, specialists: Sequence[Specialist]) -> int:

@@ -18,6 +18,7 @@ from tamis.runners.config import config_hash, load, to_dict
 from tamis.runners.jobs.base import Launch, Step
 from tamis.runners.jobs.cluster import ClusterConfig
 from tamis.storage import manifest as mf
+from tamis.storage.errors import CacheError
 from tamis.storage.files import join
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,12 @@ def embed_and_cluster(config, data: dict, launch: Launch) -> Generator[Step, Non
         launch.check_output(config.output)
     work = config.work or config.output.rstrip("/\\") + "-work"
     data = copy.deepcopy(data)
+    settings = to_dict(config.embed)
+    if config.embeddings is not None:  # specialists are embedded as the given pool cache was
+        made = _embedded_with(config.embeddings)
+        settings = {k: made.get(k, v) for k, v in settings.items()}
     common = {"text_column": config.text_column, "id_column": config.id_column,
-              "seed": config.seed, **to_dict(config.embed)}
+              "seed": config.seed, **settings}
     if config.embeddings is None:
         data["embeddings"] = join(work, "pool-emb")
         yield Step("embed", {**common, "inputs": list(config.inputs),
@@ -69,13 +74,20 @@ def embed_and_cluster(config, data: dict, launch: Launch) -> Generator[Step, Non
     ready = finished(data["clusters"], "cluster") and all(
         "embeddings" in s and finished(s["embeddings"], "embed") for s in data["specialists"])
     if launch.dry_run and not ready:
-        log.info("%s: planned once the embeddings and clusters above exist", config_name(data))
+        log.info("planned once the embeddings and clusters above exist")
         return None
     return data
 
 
-def config_name(data: dict) -> str:
-    return data.get("method", "crisp")
+def _embedded_with(cache: str) -> dict:
+    try:
+        manifest = mf.load_manifest(cache)
+    except mf.VerifyError:
+        raise CacheError(f"{cache} is not an embedding cache: no manifest.json (run tamis "
+                         f"embed first)") from None
+    if manifest.get("job") != "embed":
+        raise CacheError(f"{cache} holds the output of '{manifest.get('job')}', not of embed")
+    return manifest["config"]
 
 
 def finished(folder: str, job: str) -> bool:
@@ -90,7 +102,7 @@ def _lsi_model(cache: str) -> str | None:
     artifact = model.get("artifact")
     if artifact is None:
         return None
-    return artifact if os.path.isabs(artifact) else join(cache, artifact)
+    return artifact if "://" in artifact or os.path.isabs(artifact) else join(cache, artifact)
 
 
 def _up_to_date(tree: dict) -> bool:

@@ -102,7 +102,7 @@ def plan(config: CrispConfig, context: Context) -> Plan[stages.CrispSpec]:
     inputs = plan_inputs(config.inputs, config.text_column, config.id_column,
                          reserved_columns=reserved_columns())
     pool = open_cache(config.embeddings)
-    check_cache_inputs(inputs, pool)
+    check_cache_inputs(inputs, pool, every=True)
     tree_manifest = _cluster_manifest(config.clusters, pool)
     model = artifacts.load_model(join(config.clusters, artifacts.MODEL))
     level = model.levels - 1 if config.level is None else config.level

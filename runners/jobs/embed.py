@@ -3,7 +3,6 @@ reuse."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from tamis.embeddings.extras import require
@@ -13,7 +12,8 @@ from tamis.pipelines import embed as stages
 from tamis.runners.config import key
 from tamis.runners.jobs.base import Context, Estimates, Job, Plan, duration, header
 from tamis.runners.sections import Common, Corpus, EmbedSection
-from tamis.storage.errors import CacheError, ConfigError
+from tamis.storage.errors import ConfigError, ModelError
+from tamis.storage.files import absolute, exists
 from tamis.storage.inputs import plan_inputs
 
 #: Documents per second, for dry-run estimates when the config gives none: per CPU core on CPU
@@ -97,10 +97,10 @@ def _lsi_model(config: EmbedConfig) -> str | None:
     path = config.lsi.model
     if path is None or config.embedder != "lsi":
         return None
-    if not os.path.isfile(path) or not os.path.basename(path).startswith("lsi-"):
-        raise CacheError(f"lsi.model {path} is not an LSI model that tamis embed fitted "
+    if not exists(path) or not path.replace("\\", "/").rsplit("/", 1)[-1].startswith("lsi-"):
+        raise ModelError(f"lsi.model {path} is not an LSI model that tamis embed fitted "
                          f"(models/lsi-<sha256>.npz in an embedding cache)")
-    return os.path.abspath(path)
+    return absolute(path)
 
 
 JOB = Job(

@@ -4,7 +4,6 @@ and keeps the top share (an exact percentile) or a fixed threshold, or only anno
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,8 +14,9 @@ from tamis.runners.config import key
 from tamis.runners.jobs.base import Context, Estimates, Job, Plan, auto_shards, header
 from tamis.runners.jobs.checks import check_cache_inputs
 from tamis.runners.sections import Common, Corpus, FastTextSection, LogisticSection, Sharded
-from tamis.storage.cache import all_document_vectors, open_cache, same_model
-from tamis.storage.errors import ConfigError, PlanError
+from tamis.storage.cache import Cache, all_document_vectors, open_cache, same_model
+from tamis.storage.errors import ConfigError, ModelError, PlanError
+from tamis.storage.files import absolute, exists
 from tamis.storage.inputs import plan_inputs
 
 #: Rows whose score and length the diagnostics keep (a (seed, id) sample beyond this).
@@ -82,8 +82,8 @@ def plan(config: QualityConfig, context: Context) -> Plan[stages.QualitySpec]:
     cache_shards: dict = {}
     positive_documents = 0
     if config.model is not None:
-        if not os.path.isfile(config.model):
-            raise PlanError(f"model {config.model} does not exist")
+        if not exists(config.model):
+            raise ModelError(f"model {config.model} does not exist")
     elif config.classifier == "fasttext":
         positives = plan_inputs(config.positives, config.text_column, config.id_column)
         if positives.rows == 0:
@@ -92,7 +92,9 @@ def plan(config: QualityConfig, context: Context) -> Plan[stages.QualitySpec]:
         pool = open_cache(config.embeddings)
         check_cache_inputs(inputs, pool)
         pool_cache, cache_shards = config.embeddings, pool.by_batch()
-        if config.model is None:
+        if config.model is not None:
+            _check_dimension(config.model, pool)
+        else:
             same_model(pool, open_cache(config.positive_embeddings))
             positive_documents = len(all_document_vectors(config.positive_embeddings))
             if not positive_documents:
@@ -113,7 +115,7 @@ def plan(config: QualityConfig, context: Context) -> Plan[stages.QualitySpec]:
         annotate_only=config.annotate_only, holdout=config.holdout,
         fasttext=config.fasttext.model(config.seed), logistic=config.logistic.model(config.seed),
         stats_rate=min(1.0, DIAGNOSTIC_ROWS / max(inputs.rows or 1, 1)),
-        model_path=None if config.model is None else os.path.abspath(config.model),
+        model_path=None if config.model is None else absolute(config.model),
         pool_cache=pool_cache, positive_cache=positive_cache, cache_shards=cache_shards)
     tokens = inputs.estimated_tokens()
     estimates = Estimates(
@@ -123,6 +125,19 @@ def plan(config: QualityConfig, context: Context) -> Plan[stages.QualitySpec]:
         num_shards=shards)
     return Plan(spec, opening, estimates, inputs,
                 _summary(config, positives, positive_documents))
+
+
+def _check_dimension(path: str, pool: Cache) -> None:
+    """A logistic model reused on a cache must read vectors of the cache's dimension."""
+    from tamis.embeddings.classifiers import load_classifier
+
+    try:
+        model = load_classifier(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"model {path} is not a classifier tamis quality saved ({exc})") from None
+    if len(model.coef_) != pool.dim:
+        raise ModelError(f"model {path} reads {len(model.coef_)}-d vectors; the cache "
+                         f"{pool.path} holds {pool.dim}-d ones")
 
 
 def _summary(config: QualityConfig, positives, positive_documents: int) -> tuple[str, ...]:

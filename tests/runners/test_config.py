@@ -86,3 +86,19 @@ def test_yaml_values_of_other_types_are_named(tmp_path):
     data = apply_overrides(read_yaml(str(path)), ["seed=18446744073709551616"])
     with pytest.raises(ConfigError, match="'output' must be text, got datetime.date"):
         load(SampleConfig, data)
+
+
+def test_config_files_that_are_not_yaml_text_are_named(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder, not a YAML file"):
+        read_yaml(str(tmp_path))
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"inputs: [caf\xe9]\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        read_yaml(str(latin))
+
+
+def test_select_refuses_a_method_that_is_not_a_name():
+    from tamis.runners.jobs import select
+
+    with pytest.raises(ConfigError, match="'method' must be one of"):
+        select({"method": ["dsir"]})

@@ -119,3 +119,32 @@ def test_an_earlier_selection_is_read_with_its_weights_carried(tmp_path):
                    tmp_path / "odd.parquet")
     with pytest.raises(InputError, match="odd.parquet: column 'weight' is string"):
         plan_inputs([str(tmp_path / "odd.parquet")], "text")
+
+
+def test_inputs_behind_a_uri_keep_their_scheme(tmp_path, monkeypatch):
+    """A remote file system (gs://, s3://) names files by URI; planning and reading keep it."""
+    import pyarrow.fs as pafs
+
+    from tamis.storage import files, inputs, records
+
+    write_parquet(tmp_path / "bucket" / "corpus" / "a.parquet", make_rows(5))
+    write_parquet(tmp_path / "bucket" / "corpus" / "deep" / "b.parquet", make_rows(4))
+    real = files.filesystem
+
+    def fake(path: str):  # fake://x is tmp_path/x on a file system of its own
+        if path.startswith("fake://"):
+            return pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()), path[7:]
+        return real(path)
+
+    for module in (files, inputs, records):
+        monkeypatch.setattr(module, "filesystem", fake)
+    plan = plan_inputs(["fake://bucket/corpus"], "text")
+    assert [f.path for f in plan.files] == ["fake://bucket/corpus/a.parquet",
+                                           "fake://bucket/corpus/deep/b.parquet"]
+    assert [f.rel for f in plan.files] == ["a.parquet", "deep/b.parquet"]
+    kept = sum(r.num_rows for u in plan.units for r, _ in records.read_unit(plan, u))
+    assert kept == 9
+    with pytest.raises(InputError, match="several file systems"):
+        plan_inputs(["fake://bucket/corpus", str(tmp_path / "bucket")], "text")
+    with pytest.raises(InputError, match="nosuch://x: not a file system tamis can read"):
+        plan_inputs(["nosuch://x"], "text")

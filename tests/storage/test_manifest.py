@@ -69,3 +69,12 @@ def test_reader_imports_without_beam():
             "from tamis.storage.manifest import ManifestReader; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_corrupt_manifest_is_named_not_a_traceback(tmp_path):
+    (tmp_path / "manifest.json").write_text("{half")
+    with pytest.raises(mf.VerifyError, match="manifest.json: not a readable manifest"):
+        mf.verify(str(tmp_path))
+    (tmp_path / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(mf.VerifyError, match="not a manifest"):
+        mf.load_manifest(str(tmp_path))

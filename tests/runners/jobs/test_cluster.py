@@ -46,3 +46,16 @@ def test_bad_cluster_and_crisp_inputs(world, tmp_path, capsys):
     assert "holds the output of 'embed', not cluster" in capsys.readouterr().err
 
 
+
+
+def test_a_tree_is_refitted_over_its_own_outputs_with_overwrite(world, tmp_path, capsys):
+    root, _ = world
+    config = write_config(tmp_path / "c.yaml", embeddings=str(root / "pool-emb"),
+                          output=str(tmp_path / "tree"), branching=4, levels=1, niter=3)
+    assert main(["cluster", str(config), "--workers", "1"]) == 0
+    assert main(["cluster", str(config), "--workers", "1"]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert main(["cluster", str(config), "--workers", "1", "--overwrite",
+                 "--set", "niter=4"]) == 0
+    assert sorted(p.name for p in (tmp_path / "tree").iterdir()) == [
+        "clusters.json", "clusters.npz", "counts.parquet", "data", "manifest.json"]

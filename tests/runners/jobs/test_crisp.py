@@ -191,3 +191,12 @@ def test_crisp_from_text_checks_its_output_before_embedding(world, tmp_path, cap
     assert not (tmp_path / "sel-work").exists()  # nothing was embedded
 
 
+
+
+def test_crisp_refuses_a_pool_smaller_than_its_cache(world, tmp_path, capsys):
+    """The tree's counts are over the whole cache: a pool of part of it would get wrong rates."""
+    root, _ = world
+    config = crisp_config(root, "part", inputs=[str(root / "pool" / "a.parquet")])
+    assert main(["crisp", str(config), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "was made from more files than 'inputs' names (b.parquet)" in err

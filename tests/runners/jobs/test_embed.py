@@ -168,3 +168,13 @@ def test_a_batch_whose_documents_are_all_rejected_writes_no_shard(tmp_path, run_
     assert manifest["accounting"]["rows_rejected"] == {"too_long": 1}
     assert manifest["accounting"]["rows_kept"] == 30
     assert [s["source"] for s in manifest["outputs"]["shards"]] == ["a.parquet"]
+
+
+def test_an_lsi_model_that_cannot_be_fitted_stops_with_one_line(tmp_path, run_cli):
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "text": ["one", "two", "three"]}),
+                   tmp_path / "x.parquet")
+    config = write_config(tmp_path / "e.yaml", inputs=[str(tmp_path / "x.parquet")],
+                          output=str(tmp_path / "c"), embedder="lsi", lsi={"min_df": 5})
+    code, _, err = run_cli("embed", config, "--workers", "1")
+    assert code == 1 and "Traceback" not in err
+    assert "cannot fit the LSI model: LSI: no term appears in 5+ sample documents" in err

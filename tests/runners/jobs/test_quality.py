@@ -4,6 +4,7 @@ text. Runs that several tests read are made once per module."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,23 @@ def test_the_embedding_classifier_keeps_the_top_share_scores_as_its_model_and_is
     by_id = dict(zip(scored.column("id").to_pylist(), scored.column("quality_score").to_pylist(),
                      strict=True))
     assert [by_id[i] for i in ids] == table.column("quality_score").to_pylist()
+
+
+def test_a_reused_model_must_exist_and_read_the_caches_vectors(tmp_path, pool, caches, run_cli):
+    rng = np.random.default_rng(0)
+    from tamis.embeddings.classifiers import save_classifier
+    from tamis.selectors.quality import EmbeddingLogistic
+
+    wrong = EmbeddingLogistic(Cs=(1.0,)).fit(rng.normal(size=(20, 5)), rng.normal(size=(20, 5)))
+    save_classifier(wrong, str(tmp_path / "five.npz"))
+    for model, message in ((tmp_path / "none.bin", "model .*none.bin does not exist"),
+                           (tmp_path / "five.npz", "reads 5-d vectors; the cache .* 32-d")):
+        keys = {**caches, "model": str(model)} if model.suffix == ".npz" else {"model": str(
+            model)}
+        config = write_config(tmp_path / "m.yaml", inputs=[str(pool)], output=str(
+            tmp_path / "out"), **{k: v for k, v in keys.items() if k != "positives"})
+        code, _, err = run_cli("quality", config)
+        assert code == 2 and re.search(message, err), err
 
 
 @pytest.mark.parametrize("keys, message", [
