@@ -109,7 +109,7 @@ def _merge_stats(items: list[dict], n_clusters: int) -> dict:
 
 def build(pipeline: beam.Pipeline, spec: CrispSpec) -> None:
     plan = spec.inputs
-    read = pipeline | "ReadRecords" >> ReadRecords(plan)
+    read = pipeline | "ReadRecords" >> ReadRecords(plan, census=True)
     drawn = read["records"] | "Draw" >> beam.ParDo(_Draw(plan, spec)).with_outputs(
         "tally", "stats", "rejects", main="kept")
     write_selection(pipeline, spec, output_schema(plan, spec.levels), drawn, read["rows_in"],

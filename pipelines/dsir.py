@@ -122,7 +122,7 @@ def build(pipeline: beam.Pipeline, spec: DsirSpec) -> None:
     text = plan.text_column
 
     def scored(label: str):
-        read = pipeline | f"Read{label}" >> ReadRecords(plan)
+        read = pipeline | f"Read{label}" >> ReadRecords(plan, census=not label)
         return read, read["records"] | f"Score{label}" >> beam.ParDo(
             _Score(spec, text), beam.pvalue.AsSingleton(log_ratio))
 

@@ -255,7 +255,7 @@ def _lsi_sample(table: pa.Table, spec: EmbedSpec, text_column: str):
 def build(pipeline: beam.Pipeline, spec: EmbedSpec) -> None:
     """Add the whole ``embed`` job to ``pipeline``."""
     plan = spec.inputs
-    read = pipeline | "ReadRecords" >> ReadRecords(plan)
+    read = pipeline | "ReadRecords" >> ReadRecords(plan, census=True)
     checksums = pipeline | "ChecksumInputs" >> ChecksumInputs(plan)
     if spec.embedder == "lsi" and spec.lsi_model:
         model_ref = pipeline | "LsiModel" >> beam.Create([spec.lsi_model])

@@ -274,7 +274,7 @@ def build(pipeline: beam.Pipeline, spec: QualitySpec) -> None:
                      | "ScoreHistogram" >> beam.Map(_histogram)
                      | "SumHistograms" >> beam.CombineGlobally(sum)
                      | "Threshold" >> beam.Map(_threshold, spec))
-    read = pipeline | "ReadRecords" >> ReadRecords(plan)
+    read = pipeline | "ReadRecords" >> ReadRecords(plan, census=True)
     scored = read["records"] | "Score" >> beam.ParDo(_Score(plan, spec), model).with_outputs(
         "rejects", main="scored")
     filtered = (scored.scored

@@ -151,7 +151,7 @@ def build(pipeline: beam.Pipeline, spec: RelevanceSpec) -> None:
     plan = spec.inputs
 
     def scored(label: str, vectors: bool = False):
-        read = pipeline | f"Read{label}" >> ReadRecords(plan)
+        read = pipeline | f"Read{label}" >> ReadRecords(plan, census=not label)
         out = read["records"] | f"Score{label}" >> beam.ParDo(
             _Relevance(plan, spec, vectors)).with_outputs("rejects", main="scored")
         return read, out

@@ -181,7 +181,7 @@ class SampleUniform(beam.PTransform):
         self._plan, self._spec = spec.inputs, spec
 
     def _keyed(self, pbegin, label: str):
-        read = pbegin | f"Read{label}" >> ReadRecords(self._plan)
+        read = pbegin | f"Read{label}" >> ReadRecords(self._plan, census=not label)
         return read, read["records"] | f"Key{label}" >> beam.Map(_add_keys, self._spec)
 
     def expand(self, pbegin):

@@ -17,8 +17,9 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from tamis.pipelines.read import ChecksumInputs
+from tamis.pipelines.read import CENSUS, CENSUS_EXACT, ChecksumInputs
 from tamis.storage import manifest as mf
+from tamis.storage.errors import DataError
 from tamis.storage.inputs import InputPlan
 from tamis.storage.records import REJECTS_SCHEMA, ROW, SRC
 from tamis.storage.shards import (
@@ -173,8 +174,12 @@ def manifest_base(plan: InputPlan, header: mf.Header, checksums, rows_in, shards
     sorted shard and rejects entries, and ``rows_in`` / ``rows_rejected`` of the accounting;
     jobs add ``rows_kept``, ``rows_dropped`` and their own sections."""
     rows_per_file = [0] * len(plan.files)
+    census = None
     for f, n in rows_in:
-        rows_per_file[f] += n
+        if f == CENSUS:
+            census = n
+        else:
+            rows_per_file[f] += n
     sha = dict(checksums)
     rejected: dict[str, int] = {}
     for entry in rejects:
@@ -188,11 +193,40 @@ def manifest_base(plan: InputPlan, header: mf.Header, checksums, rows_in, shards
         "inputs": [{"path": f.path, "rel": f.rel, "format": f.format, "bytes": f.bytes,
                     "rows": rows_per_file[i], "sha256": sha[i]}
                    for i, f in enumerate(plan.files)],
+        "skipped": [s.entry() for s in plan.skipped],
         "outputs": {
             "shards": sorted(shards, key=lambda e: e["path"]),
             "rejects": sorted(({k: v for k, v in e.items() if k != "reasons"} for e in rejects),
                               key=lambda e: e["path"]),
         },
         "accounting": {"rows_in": sum(rows_per_file), "rows_rejected": rejected},
-        "warnings": list(header.warnings),
+        "warnings": list(header.warnings) + _read_warnings(plan, census, rejected),
+        **({} if census is None else {"duplicate_ids": _duplicates(plan, census)}),
     }, rows_per_file
+
+
+def _duplicates(plan: InputPlan, census: dict) -> dict:
+    """The manifest's ``duplicate_ids``; stops the job when the plan says so."""
+    n = census["duplicate_rows"]
+    # An estimate (past CENSUS_EXACT ids) is trusted above three standard errors.
+    noise = 0 if census["exact"] else 3 * census["rows"] / CENSUS_EXACT ** 0.5
+    if plan.on_duplicate_id == "stop" and n > noise:
+        raise DataError(f"{n:,} rows{'' if census['exact'] else ' (estimated)'} repeat an id "
+                        f"seen before in the inputs (on_duplicate_id: stop); deduplicate "
+                        f"them, or set on_duplicate_id: keep or reject")
+    return {"rows": n, "exact": census["exact"], "policy": plan.on_duplicate_id}
+
+
+def _read_warnings(plan: InputPlan, census: dict | None, rejected: dict) -> list[str]:
+    out = []
+    if census is not None and census["duplicate_rows"]:
+        n = census["duplicate_rows"]
+        how = ("rejected as duplicate_id" if plan.on_duplicate_id == "reject" else
+               "kept: every copy is drawn or dropped with the first, since draws are keyed "
+               "on (seed, id); on_duplicate_id: reject keeps only the first")
+        out.append(f"{n:,} rows{'' if census['exact'] else ' (estimated)'} repeat an id seen "
+                   f"before in the inputs: {how}")
+    if rejected.get("unreadable"):
+        out.append(f"{rejected['unreadable']:,} rows could not be decoded and were rejected "
+                   f"as unreadable (on_corrupt: skip); the rejects name their files and rows")
+    return out

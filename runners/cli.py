@@ -33,8 +33,14 @@ def parser() -> argparse.ArgumentParser:
     helps["select"] = (f"select with the method the config names ({', '.join(METHODS)})",
                        f"Run the selection job that the config's 'method' key names ({methods})"
                        f"; the other keys are that job's.")
+    by_name = {job.name: job for job in JOBS}
     for name, (short, long) in helps.items():
-        p = sub.add_parser(name, help=short, description=long)
+        job = by_name.get(name)
+        epilog = (key_list(job.config) if job is not None else
+                  "The keys are those of the method's job: tamis METHOD --help lists them "
+                  f"({', '.join(sorted({m.name for _, m in METHODS.values()}))}).")
+        p = sub.add_parser(name, help=short, description=long, epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("config", help="YAML configuration file")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a configuration key (dotted, e.g. budget.rows=1000)")
@@ -49,6 +55,20 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="check an output folder against its manifest")
     v.add_argument("out_dir")
     return top
+
+
+def key_list(config: type) -> str:
+    """The configuration keys of a job with their defaults, for ``--help``."""
+    from tamis.runners.docs import rows
+
+    found = rows(config)
+    width = min(34, max(len(k) for k, _, _ in found) + 2)
+    lines = ["configuration keys (default; meaning):"]
+    for name, default, doc in found:
+        shown = default.replace("`", "")
+        text = f"{shown}; {doc}" if doc else shown
+        lines.append(f"  {name:<{width}}{text.replace('`', '')}")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,7 +100,7 @@ def run(argv: list[str]) -> int:
     else:
         job = BY_NAME[args.command]
     options = launch.Options(args.config, args.runner, args.workers, tuple(beam_args),
-                             args.dry_run, args.overwrite)
+                             args.dry_run, args.overwrite, verbose=args.verbose)
     return launch.run(job, data, options)
 
 

@@ -47,13 +47,25 @@ def read_yaml(path: str) -> dict:
     return data
 
 
+#: Sections whose keys are alternatives (``budget``: rows or tokens), by the key that holds
+#: them: ``--set budget.rows=N`` replaces a ``budget.tokens`` of the file.
+ONE_OF: dict[str, tuple[str, ...]] = {}
+
+
 def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a copy of ``data``."""
     data = copy.deepcopy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected key=value")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: expected key=value (a dotted key, e.g. "
+                              f"budget.rows=1000)")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0]
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({problem}); "
+                              f"quote it to pass text") from None
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -61,7 +73,12 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {item!r}: '{part}' is not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(raw) if raw else ""
+        alternatives = ONE_OF.get(parts[-2]) if len(parts) > 1 else None
+        if alternatives and parts[-1] in alternatives:
+            for other in alternatives:
+                if other != parts[-1]:
+                    node.pop(other, None)
+        node[parts[-1]] = value
     return data
 
 
@@ -77,6 +94,11 @@ def load(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"unknown key '{where}{key}'{hint}; allowed: "
                               f"{', '.join(fields)}")
+    for group in getattr(cls, "EXCLUSIVE", ()):
+        given = [k for k in group if data.get(k) is not None]
+        if len(given) > 1:
+            raise ConfigError(f"{' and '.join(repr(where + k) for k in given)} cannot both be "
+                              f"set: choose one")
     values = {}
     for name, f in fields.items():
         path = f"{where}{name}"

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import posixpath
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,12 +27,12 @@ from tamis.runners import config as cfg
 from tamis.runners.jobs import BY_NAME
 from tamis.runners.jobs.base import Context, Job, Launch
 from tamis.runners.profiles import RunnerError, default_workers, pipeline_options
+from tamis.runners.quiet import QuietWorkers
 from tamis.runners.report import dry_run_report, number, reasons
-from tamis.storage import clusters as cluster_artifacts
 from tamis.storage import manifest as mf
+from tamis.storage import outputs
 from tamis.storage.errors import DataError, PlanError
-from tamis.storage.files import filesystem, join
-from tamis.storage.shards import SPILL
+from tamis.storage.files import GLOB_CHARS, filesystem, join
 
 log = logging.getLogger("tamis")
 
@@ -45,13 +48,14 @@ class Options:
     dry_run: bool = False
     overwrite: bool = False
     say: Callable[[str], None] = print  # where the dry run's report goes
+    verbose: bool = False  # Beam's own log lines shown
 
 
 def run(job: Job, data: dict, options: Options) -> int:
     """Run ``job`` on configuration ``data``, after the steps its prerequisites ask for."""
     config = cfg.load(job.config, data)  # every key checked before any work
     if job.prerequisites is not None:
-        launch = Launch(options.dry_run, lambda out: clear_output(out, options.overwrite))
+        launch = Launch(options.dry_run, lambda out: check_output(out, options.overwrite))
         steps = job.prerequisites(config, data, launch)
         try:
             step = next(steps)
@@ -73,18 +77,29 @@ def run_one(job: Job, data: dict, options: Options) -> int:
     workers = options.workers or job.local_workers or default_workers()
     beam_options = pipeline_options(runner, options.workers or job.local_workers,
                                     options.beam_args)
+    check_overlap(config)
+    out = config.output
     with tempfile.TemporaryDirectory(prefix="tamis-progress-") as progress_dir:
         counted = job.progress is not None and runner == "local" and not options.dry_run
-        context = Context(runner, workers, default_workers(), progress_dir if counted else None)
-        plan = job.plan(config, context)
         if options.dry_run:
+            context = Context(runner, workers, default_workers(), None)
+            plan = job.plan(config, context)
             pipeline = make_pipeline(runner, beam_options)
-            job.build(pipeline, plan)
+            try:
+                job.build(pipeline, plan)
+            finally:
+                shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
             where = f"{runner}, {workers} worker(s)" if runner == "local" else runner
             options.say(dry_run_report(job, options.config_label, cfg.config_hash(config),
-                                       config.output, where, plan, pipeline))
+                                       out, where, plan, pipeline,
+                                       output_state(out, options.overwrite, job)))
             return 0
-        clear_output(config.output, options.overwrite, job.name if job.reuses_output else None)
+        in_place = prepare_output(out, options.overwrite,
+                                  job.name if job.reuses_output else None)
+        staging = None if in_place else outputs.staging_path(out)
+        context = Context(runner, workers, default_workers(),
+                          progress_dir if counted else None, staging)
+        plan = job.plan(config, context)
         for warning in plan.warnings:
             log.warning("warning: %s", warning)
         log.info("tamis %s: %s input rows; runner %s%s", job.name,
@@ -97,11 +112,16 @@ def run_one(job: Job, data: dict, options: Options) -> int:
                                       plan.estimates.progress_total)
             monitor.start()
         try:
-            with make_pipeline(runner, beam_options) as pipeline:
+            with QuietWorkers(not options.verbose), make_pipeline(runner,
+                                                                   beam_options) as pipeline:
                 job.build(pipeline, plan)
-        except DataError:
-            raise
-        except Exception as exc:
+            if staging is not None:
+                outputs.swap_in(staging, out)
+        except BaseException as exc:
+            if staging is not None:
+                outputs.remove(staging)  # the earlier result, if any, is untouched
+            if isinstance(exc, DataError) or not isinstance(exc, Exception):
+                raise
             message = data_error(exc)
             if message is None:
                 raise
@@ -109,7 +129,7 @@ def run_one(job: Job, data: dict, options: Options) -> int:
         finally:
             if monitor:
                 monitor.stop()
-    summarise(config.output, time.monotonic() - start)
+    summarise(out, time.monotonic() - start)
     return 0
 
 
@@ -159,38 +179,106 @@ def make_pipeline(runner: str, options) -> beam.Pipeline:
         raise RunnerError(f"runner {runner}: {problems or exc}") from None
 
 
-def clear_output(out: str, overwrite: bool, reusable_job: str | None = None) -> None:
-    """Refuse to mix two runs' shards in one folder, unless told to replace the old ones.
-    A job that reuses its outputs (a cache) may find its own earlier run there."""
-    fs, inner = filesystem(out)
-    info = fs.get_file_info(inner)
-    if info.type == pafs.FileType.NotFound:
-        return
-    if info.type != pafs.FileType.Directory:
-        raise PlanError(f"output {out} exists and is not a folder")
-    entries = fs.get_file_info(pafs.FileSelector(inner))
-    if not entries:
-        return
-    if reusable_job and not overwrite and _earlier_job(out) == reusable_job:
-        log.info("reusing the %s cache in %s (--overwrite starts afresh)", reusable_job, out)
+def prepare_output(out: str, overwrite: bool, reusable_job: str | None = None) -> bool:
+    """Check that a run may write its result at ``out``; True when it writes in place (a job
+    that reuses its outputs, a cache), False when it writes into a staging folder that is
+    swapped in once complete. Deletes nothing but a stale staging folder of tamis's."""
+    outputs.recover(out)
+    outputs.remove(outputs.staging_path(out))
+    state = _state(out)
+    if reusable_job and not overwrite and state in ("missing", "empty", "unfinished",
+                                                    reusable_job):
+        if state not in ("missing", "empty"):
+            outputs.check_replaceable(out)
+            log.info("reusing the %s cache in %s (--overwrite starts afresh)", reusable_job, out)
+        return True
+    if state in ("missing", "empty"):
+        return False
+    if not overwrite:
+        raise PlanError(f"output folder {out} is not empty; choose another 'output' or pass "
+                        f"--overwrite to replace it (the earlier result stays until the new "
+                        f"one is complete)")
+    outputs.check_replaceable(out)
+    return False
+
+
+def check_output(out: str, overwrite: bool) -> None:
+    """Refuse an output folder a run could not replace; changes nothing."""
+    state = _state(out)
+    if state in ("missing", "empty"):
         return
     if not overwrite:
         raise PlanError(f"output folder {out} is not empty; choose another 'output' or pass "
-                        f"--overwrite to replace its shards and manifest")
-    ours = {mf.MANIFEST, mf.DATA, mf.REJECTS, mf.MODELS, SPILL, *cluster_artifacts.ARTIFACTS}
-    strangers = [e.base_name for e in entries if e.base_name not in ours]
-    if strangers:
-        raise PlanError(f"output folder {out} holds files tamis did not write "
-                        f"({', '.join(sorted(strangers)[:3])}); refusing to overwrite it")
-    for e in entries:
-        if e.type == pafs.FileType.Directory:
-            fs.delete_dir(e.path)
-        else:
-            fs.delete_file(e.path)
+                        f"--overwrite to replace it")
+    outputs.check_replaceable(out)
 
 
-def _earlier_job(out: str) -> str | None:
-    try:
-        return mf.load_manifest(out).get("job")
-    except (mf.VerifyError, ValueError):
-        return None
+def output_state(out: str, overwrite: bool, job: Job) -> str:
+    """What a run would do with its output folder, for the dry run."""
+    state = _state(out)
+    if state in ("missing", "empty"):
+        return "new"
+    if job.reuses_output and not overwrite and state in ("unfinished", job.name):
+        return f"reuses the {job.name} outputs already there"
+    if not overwrite:
+        return "NOT EMPTY: a run stops here (pass --overwrite to replace it)"
+    others = outputs.strangers(out)
+    if others:
+        return f"holds {others[0]}, which tamis did not write: a run refuses to replace it"
+    return "replaced once the new result is complete (--overwrite)"
+
+
+def _state(out: str) -> str:
+    """``missing``, ``empty``, ``unfinished`` (no manifest), or the job of its manifest."""
+    fs, inner = filesystem(out)
+    info = fs.get_file_info(inner)
+    if info.type == pafs.FileType.NotFound:
+        return "missing"
+    if info.type != pafs.FileType.Directory:
+        raise PlanError(f"output {out} exists and is not a folder")
+    if not fs.get_file_info(pafs.FileSelector(inner)):
+        return "empty"
+    if not outputs.is_output(out):
+        return "unfinished"
+    return str(mf.load_manifest(out).get("job"))
+
+
+#: Configuration keys that name something a job reads.
+READ_KEYS = ("inputs", "target", "positives", "embeddings", "positive_embeddings", "clusters",
+             "model", "specialists")
+
+
+def check_overlap(config) -> None:
+    """Refuse an output folder equal to, inside or around anything the job reads."""
+    out = _comparable(config.output)
+    for path in _read_paths(cfg.to_dict(config)):
+        read = _comparable(path)
+        if read == out or read.startswith(out + "/"):
+            raise PlanError(f"output folder {config.output} holds an input ({path}); a job "
+                            f"would read its own result: choose another 'output'")
+        if out.startswith(read + "/"):
+            raise PlanError(f"output folder {config.output} is inside an input ({path}); "
+                            f"later jobs would read this result as input: choose an 'output' "
+                            f"outside it")
+
+
+def _read_paths(data, inside: bool = False):
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k in READ_KEYS or inside:
+                yield from _read_paths(v, inside=True)
+    elif isinstance(data, list):
+        for v in data:
+            yield from _read_paths(v, inside)
+    elif inside and isinstance(data, str) and data and not data.startswith("@"):
+        yield data
+
+
+def _comparable(path: str) -> str:
+    """A path to compare by prefix: a glob's fixed folder, made absolute and resolved."""
+    glob = GLOB_CHARS.search(path)
+    if glob is not None:
+        path = posixpath.dirname(path[: glob.start()] + "x") or "."
+    if "://" in path:
+        return path.rstrip("/")
+    return os.path.realpath(path).rstrip("/")

@@ -11,7 +11,7 @@ from tamis.storage.files import join
 
 
 def dry_run_report(job: Job, config_label: str, config_hash: str, output: str, runner: str,
-                   plan: Plan, pipeline: beam.Pipeline) -> str:
+                   plan: Plan, pipeline: beam.Pipeline, output_state: str = "new") -> str:
     inputs, est = plan.inputs, plan.estimates
     lines = [
         f"tamis {job.name}: dry run (reads footers and small artifacts only; writes nothing)",
@@ -32,6 +32,12 @@ def dry_run_report(job: Job, config_label: str, config_hash: str, output: str, r
         f"expected output: ~{number(est.output_rows)} rows, ~{number(est.output_tokens)} "
         f"tokens, ~{size(est.output_bytes)} in {est.num_shards} shard(s) under "
         f"{join(output, mf.DATA)}")
+    lines.append(f"output folder: {output}: {output_state}")
+    if inputs is not None and inputs.skipped:
+        lines.append(f"skipped: {len(inputs.skipped)} file(s) under the inputs")
+        lines += [f"  {s.path}: {s.reason}" for s in inputs.skipped[:20]]
+        if len(inputs.skipped) > 20:
+            lines.append(f"  ... and {len(inputs.skipped) - 20} more")
     lines += [f"warning: {warning}" for warning in plan.warnings]
     lines.append("stages:")
     lines += stage_graph(pipeline)

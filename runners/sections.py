@@ -8,16 +8,18 @@ regression), a section takes their defaults from it (:func:`~tamis.runners.confi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from tamis.embeddings.fasttext_quality import FastTextQuality
 from tamis.embeddings.lsi import LsiModel
 from tamis.embeddings.sentence import DEFAULT_MODEL
-from tamis.runners.config import defaults_of, key
+from tamis.runners.config import ONE_OF, defaults_of, key
 from tamis.selectors.clusters import MAX_LEVELS, HierarchicalKMeans
 from tamis.selectors.quality import EmbeddingLogistic
 from tamis.storage.errors import ConfigError
+from tamis.storage.inputs import InputPlan, plan_inputs
 
 _TREE = defaults_of(HierarchicalKMeans)
 _LSI = defaults_of(LsiModel)
@@ -53,6 +55,9 @@ class Budget:
             raise ConfigError(f"'budget' of {job} is in tokens: set budget.tokens")
 
 
+ONE_OF["budget"] = ("rows", "tokens")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Corpus:
     """Text records to read: files, folders or globs of Parquet or JSONL."""
@@ -63,10 +68,25 @@ class Corpus:
                                    "are rejected")
     id_column: str | None = key("id", "used when every input has it; otherwise each row's id "
                                       "is a hash of its file path and row index")
+    on_corrupt: Literal["stop", "skip"] = key(
+        "stop", "data that cannot be decoded (a corrupt Parquet page, a broken gzip stream): "
+                "`stop` names the file and row group; `skip` rejects those rows as "
+                "`unreadable` and goes on")
+    on_duplicate_id: Literal["keep", "reject", "stop"] = key(
+        "keep", "ids found more than once: `keep` every copy and warn; `reject` all but the "
+                "first (by file and row) as `duplicate_id`; `stop` before writing")
 
     def check(self) -> None:
         if not self.inputs:
             raise ConfigError("'inputs' must name at least one file, folder or glob")
+
+    def read_plan(self, paths: Sequence[str] | None = None, **kwargs) -> InputPlan:
+        """The input plan of ``paths`` (default: ``inputs``, the only ones whose duplicate ids
+        are counted) with this corpus's columns and policies."""
+        return plan_inputs(self.inputs if paths is None else paths, self.text_column,
+                           self.id_column, on_corrupt=self.on_corrupt,
+                           on_duplicate_id=self.on_duplicate_id if paths is None else "keep",
+                           **kwargs)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,6 +12,7 @@ Layout of an output folder::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tamis.storage.errors import VerifyError
@@ -183,12 +185,18 @@ def _check_no_strays(out_dir: str, listed: Sequence[str]) -> None:
 class ManifestReader:
     """Iterate or sample the records a job kept, from its manifest; no Beam needed.
 
+    Each shard is checked when it is opened: its size and sha256 must be those the manifest
+    lists (Parquet pages carry no checksum, so a flipped byte could otherwise come back as
+    altered text). ``verify=False`` skips the checksum (the size is still checked) to save
+    one pass over the bytes. A missing or altered shard raises :class:`VerifyError` naming it.
+
     >>> reader = ManifestReader("out/demo-sample")        # doctest: +SKIP
     >>> for record in reader.records(columns=["id", "text"]): ...  # doctest: +SKIP
     """
 
-    def __init__(self, out_dir: str) -> None:
+    def __init__(self, out_dir: str, verify: bool = True) -> None:
         self.out_dir = out_dir
+        self.verify = verify
         self.manifest = load_manifest(out_dir)
 
     @property
@@ -198,12 +206,30 @@ class ManifestReader:
     def __len__(self) -> int:
         return self.manifest["accounting"]["rows_kept"]
 
+    def _open(self, index: int) -> pq.ParquetFile:
+        """Shard ``index``, checked against its manifest entry."""
+        entry = self.manifest["outputs"]["shards"][index]
+        path = self.shards[index]
+        fs, inner = filesystem(path)
+        size = fs.get_file_info(inner).size
+        if size is None:
+            raise VerifyError(f"{path}: missing (the manifest of {self.out_dir} lists it)")
+        if size != entry["bytes"]:
+            raise VerifyError(f"{path}: {size} bytes, the manifest says {entry['bytes']}: the "
+                              f"shard was altered or truncated")
+        if not self.verify:
+            return pq.ParquetFile(fs.open_input_file(inner))
+        with fs.open_input_stream(inner) as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise VerifyError(f"{path}: sha256 differs from the manifest's: the shard was "
+                              f"altered (ManifestReader(verify=False) reads it anyway)")
+        return pq.ParquetFile(pa.BufferReader(data))
+
     def batches(self, columns: Sequence[str] | None = None, batch_size: int = 1024) -> Iterator:
         """Arrow record batches, shard after shard, in the order the manifest lists them."""
-        for path in self.shards:
-            fs, inner = filesystem(path)
-            with fs.open_input_file(inner) as f:
-                yield from pq.ParquetFile(f).iter_batches(batch_size=batch_size, columns=columns)
+        for index in range(len(self.shards)):
+            yield from self._open(index).iter_batches(batch_size=batch_size, columns=columns)
 
     def records(self, columns: Sequence[str] | None = None) -> Iterator[dict]:
         """Every kept record once, as a dict."""
@@ -217,10 +243,8 @@ class ManifestReader:
         if by not in ("weight", "n_samples"):
             raise ValueError(f"by must be 'weight' or 'n_samples', got {by!r}")
         sizes, weights = [], []
-        for path in self.shards:
-            fs, inner = filesystem(path)
-            with fs.open_input_file(inner) as f:
-                column = pq.read_table(f, columns=[by]).column(by).to_numpy()
+        for index in range(len(self.shards)):
+            column = self._open(index).read(columns=[by]).column(by).to_numpy()
             sizes.append(len(column))
             weights.append(np.asarray(column, dtype=np.float64))
         p = np.concatenate(weights) if weights else np.zeros(0)
@@ -229,13 +253,11 @@ class ManifestReader:
         picks = np.random.default_rng(seed).choice(p.size, size=n, p=p / p.sum())
         starts = np.cumsum([0, *sizes])
         out: list[dict | None] = [None] * n
-        for s, path in enumerate(self.shards):
+        for s in range(len(self.shards)):
             mine = np.flatnonzero((picks >= starts[s]) & (picks < starts[s + 1]))
             if mine.size == 0:
                 continue
-            fs, inner = filesystem(path)
-            with fs.open_input_file(inner) as f:
-                table = pq.read_table(f, columns=columns)
+            table = self._open(s).read(columns=columns)
             rows = table.take(picks[mine] - starts[s]).to_pylist()
             for slot, row in zip(mine, rows, strict=True):
                 out[slot] = row

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tamis.selectors.tokens import count_tokens
+from tamis.storage.errors import DataError
 from tamis.storage.files import filesystem, numbered_lines
 from tamis.storage.inputs import IN_SAMPLES, IN_WEIGHT, InputFile, InputPlan, Unit
 
@@ -54,14 +55,43 @@ def read_unit(plan: InputPlan, unit: Unit,
         return
     fs, inner = filesystem(f.path)
     start = unit.row_offset
-    with fs.open_input_file(inner) as handle:
-        batches = pq.ParquetFile(handle).iter_batches(
-            batch_size=batch_rows, row_groups=[unit.index], use_threads=False)
-        for batch in batches:
-            table = pa.Table.from_batches([batch])
-            rows = np.arange(start, start + table.num_rows, dtype=np.int64)
-            start += table.num_rows
-            yield _clean(plan, unit.file, table, rows, pre_rejected=[])
+    end = start + (unit.rows or 0)
+    try:
+        with fs.open_input_file(inner) as handle:
+            batches = pq.ParquetFile(handle).iter_batches(
+                batch_size=batch_rows, row_groups=[unit.index], use_threads=False)
+            for batch in batches:
+                table = pa.Table.from_batches([batch])
+                rows = np.arange(start, start + table.num_rows, dtype=np.int64)
+                start += table.num_rows
+                yield _clean(plan, unit.file, table, rows, pre_rejected=[])
+    except (OSError, pa.ArrowException) as exc:
+        where = f"row group {unit.index} (rows {start}-{end - 1})"
+        if plan.on_corrupt == "stop":
+            raise DataError(f"{f.path}: {where} cannot be decoded ({_first_line(exc)}); "
+                            f"set on_corrupt: skip to reject its rows as unreadable") from None
+        # The rows decoded so far are kept; the rest of the row group is rejected by index.
+        for first in range(start, end, batch_rows):
+            rows = range(first, min(end, first + batch_rows))
+            yield _empty(plan), pa.Table.from_pylist(
+                [_unreadable(f, r, f"{where}: {_first_line(exc)}") for r in rows],
+                schema=REJECTS_SCHEMA)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _unreadable(f: InputFile, row: int, why: str) -> dict:
+    return {"source": f.rel, "row": row, "id": None, "field": None, "reason": "unreadable",
+            "record": why}
+
+
+def _empty(plan: InputPlan) -> pa.Table:
+    """No records, in the schema :func:`_clean` gives them."""
+    table = plan.schema.empty_table().append_column("n_tokens", pa.array([], pa.int64()))
+    table = table.append_column(SRC, pa.array([], pa.int32()))
+    return table.append_column(ROW, pa.array([], pa.int64()))
 
 
 def _clean(plan: InputPlan, src: int, table: pa.Table, rows: np.ndarray,
@@ -102,9 +132,9 @@ def _check_text(plan: InputPlan, f: InputFile, table: pa.Table, reasons: list):
     bytes shown as U+FFFD), its text column and how tokens are counted."""
     column = plan.content_column
     text = table.column(column)
-    if not f.content_ok:
+    if not f.content_ok:  # a column of lists or structs, say: every row is rejected
         _mark(reasons, pa.array([True] * table.num_rows), column, plan.content.wrong_type)
-        return table, text, count_tokens
+        return table, pa.nulls(table.num_rows, plan.content.output_type), count_tokens
     text = text.cast(pa.string())
     _mark(reasons, pc.is_null(text), column, "null_text")
     bad_utf8 = _invalid_utf8(text)
@@ -178,10 +208,23 @@ def _read_jsonl(plan: InputPlan, src: int,
         types["id"] = pa.string()
     types[plan.content_column] = plan.content.output_type
     fs, inner = filesystem(f.path)
-    with fs.open_input_stream(inner) as stream:
-        lines = numbered_lines(stream)
-        while chunk := list(itertools.islice(lines, batch_rows)):
-            yield _parse_lines(plan, src, chunk, types)
+    last = -1
+    try:
+        with fs.open_input_stream(inner, compression=f.compression) as stream:
+            lines = numbered_lines(stream)
+            while chunk := list(itertools.islice(lines, batch_rows)):
+                last = chunk[-1][0]
+                yield _parse_lines(plan, src, chunk, types)
+    except (OSError, pa.ArrowException, EOFError) as exc:
+        what = f"{f.compression}-compressed JSONL" if f.compression else "JSONL"
+        if plan.on_corrupt == "stop":
+            raise DataError(f"{f.path}: cannot be decoded as {what} after line {last + 1} "
+                            f"({_first_line(exc)}); set on_corrupt: skip to keep the lines "
+                            f"before it") from None
+        # The lines after the break cannot be counted: one reject row marks where it is.
+        yield _empty(plan), pa.Table.from_pylist(
+            [_unreadable(f, last + 1, f"the rest of the file cannot be decoded as {what}: "
+                                      f"{_first_line(exc)}")], schema=REJECTS_SCHEMA)
 
 
 def _parse_lines(plan: InputPlan, src: int, chunk: list[tuple[int, bytes]],

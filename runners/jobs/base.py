@@ -32,6 +32,11 @@ class Context:
     workers: int = 1
     cores: int = 1
     progress_dir: str | None = None  # where workers count progress (local runner); None: not
+    output: str | None = None  # where the job writes (a staging folder); None: its output
+
+    def out_dir(self, config) -> str:
+        """The folder a job's stages write into: its staging folder while it runs."""
+        return self.output or config.output
 
 
 @dataclass(frozen=True)

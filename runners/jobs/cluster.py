@@ -27,7 +27,7 @@ def plan(config: ClusterConfig, context: Context) -> Plan[stages.ClusterSpec]:
         raise PlanError(f"{cache.path} holds {documents} documents, fewer than branching "
                         f"{config.branching}")
     opening = header("cluster", config)
-    spec = stages.ClusterSpec(cache=cache, out_dir=config.output, header=opening,
+    spec = stages.ClusterSpec(cache=cache, out_dir=context.out_dir(config), header=opening,
                               tree=config.tree(config.seed))
     sizes = [config.branching ** (i + 1) for i in range(config.levels)]
     tokens = cache.manifest["outputs"]["tokens"]

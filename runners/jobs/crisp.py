@@ -47,7 +47,6 @@ from tamis.storage import manifest as mf
 from tamis.storage.cache import Cache, open_cache, read_documents, same_model
 from tamis.storage.errors import CacheError, ConfigError, PlanError
 from tamis.storage.files import join
-from tamis.storage.inputs import plan_inputs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,8 +98,7 @@ def plan(config: CrispConfig, context: Context) -> Plan[stages.CrispSpec]:
             s.embeddings is None for s in config.specialists):
         raise PlanError("crisp needs its embeddings and clusters (tamis crisp makes them "
                         "on the way; this job alone cannot)")
-    inputs = plan_inputs(config.inputs, config.text_column, config.id_column,
-                         reserved_columns=reserved_columns())
+    inputs = config.read_plan(reserved_columns=reserved_columns())
     pool = open_cache(config.embeddings)
     check_cache_inputs(inputs, pool, every=True)
     tree_manifest = _cluster_manifest(config.clusters, pool)
@@ -155,7 +153,7 @@ def plan(config: CrispConfig, context: Context) -> Plan[stages.CrispSpec]:
         "clusters": config.clusters, "cluster_fit": tree_manifest["clusters"]["sample_rows"],
     })
     spec = stages.CrispSpec(
-        inputs=inputs, out_dir=config.output, header=opening, seed=config.seed,
+        inputs=inputs, out_dir=context.out_dir(config), header=opening, seed=config.seed,
         num_shards=shards, model_path=join(config.clusters, artifacts.MODEL),
         levels=model.levels, level=level, rates=tuple(rates.tolist()),
         weights=tuple(imp.weights(target, pool_tokens).tolist()), cap=config.repetition_cap,
@@ -215,8 +213,7 @@ def prerequisites(config: CrispConfig, data: dict, launch: Launch):
     without the caches (its inputs, the level) is checked first, so that a mistake does not
     surface after hours of embedding."""
     if needs_work(config):
-        plan_inputs(config.inputs, config.text_column, config.id_column,
-                    reserved_columns=reserved_columns())
+        config.read_plan(reserved_columns=reserved_columns())
         if config.clusters is None and config.level is not None and not (
                 0 <= config.level < config.tree.levels):
             raise ConfigError(f"'level' {config.level} is not a level of a tree of "

@@ -13,7 +13,6 @@ from tamis.runners.jobs.base import Context, Estimates, Job, Method, Plan, auto_
 from tamis.runners.sections import Budget, Common, Corpus, Sharded
 from tamis.selectors.dsir import HashedNgramSelector
 from tamis.storage.errors import ConfigError, PlanError
-from tamis.storage.inputs import plan_inputs
 
 _DSIR = defaults_of(HashedNgramSelector)
 
@@ -37,9 +36,8 @@ class DsirConfig(Sharded, Common, Corpus):
 
 
 def plan(config: DsirConfig, context: Context) -> Plan[stages.DsirSpec]:
-    inputs = plan_inputs(config.inputs, config.text_column, config.id_column,
-                         reserved_columns=[*SELECTION_COLUMNS, stages.SCORE])
-    target = plan_inputs(config.target, config.text_column, config.id_column)
+    inputs = config.read_plan(reserved_columns=[*SELECTION_COLUMNS, stages.SCORE])
+    target = config.read_plan(config.target)
     if target.rows == 0:
         raise PlanError(f"the target set {', '.join(config.target)} has no row")
     tokens = inputs.estimated_tokens()
@@ -48,7 +46,7 @@ def plan(config: DsirConfig, context: Context) -> Plan[stages.DsirSpec]:
     opening = header("dsir", config, [*inputs.warnings, *target.warnings],
                      {"target_rows": target.rows})
     spec = stages.DsirSpec(
-        inputs=inputs, out_dir=config.output, header=opening, seed=config.seed,
+        inputs=inputs, out_dir=context.out_dir(config), header=opening, seed=config.seed,
         num_shards=shards, target=target, budget=config.budget.amount,
         num_buckets=config.num_buckets, ngrams=config.ngrams, min_words=config.min_words)
     estimates = Estimates(

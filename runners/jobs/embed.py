@@ -14,7 +14,6 @@ from tamis.runners.jobs.base import Context, Estimates, Job, Plan, duration, hea
 from tamis.runners.sections import Common, Corpus, EmbedSection
 from tamis.storage.errors import ConfigError, ModelError
 from tamis.storage.files import absolute, exists
-from tamis.storage.inputs import plan_inputs
 
 #: Documents per second, for dry-run estimates when the config gives none: per CPU core on CPU
 #: (measured on the demo corpus with benchmarks/embed.py and embed_memory.py, 256-token
@@ -38,7 +37,7 @@ class EmbedConfig(EmbedSection, Common, Corpus):
 
 def plan(config: EmbedConfig, context: Context) -> Plan[stages.EmbedSpec]:
     require("sentence_transformers" if config.embedder == "sentence-transformers" else "sklearn")
-    inputs = plan_inputs(config.inputs, config.text_column, config.id_column)
+    inputs = config.read_plan()
     m = config.model
     warnings = list(inputs.warnings)
     if config.embedder == "sentence-transformers":
@@ -54,7 +53,7 @@ def plan(config: EmbedConfig, context: Context) -> Plan[stages.EmbedSpec]:
     opening = header("embed", config, warnings)
     lsi = config.lsi
     spec = stages.EmbedSpec(
-        inputs=inputs, out_dir=config.output, header=opening, embedder=config.embedder,
+        inputs=inputs, out_dir=context.out_dir(config), header=opening, embedder=config.embedder,
         model_name=m.name if config.embedder == "sentence-transformers" else "lsi",
         model_path=path, model_hash=content, dim=dim, max_seq_length=seq,
         window_tokens=config.window_tokens, mode=config.mode, normalize=m.normalize,

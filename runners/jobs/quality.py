@@ -17,7 +17,6 @@ from tamis.runners.sections import Common, Corpus, FastTextSection, LogisticSect
 from tamis.storage.cache import Cache, all_document_vectors, open_cache, same_model
 from tamis.storage.errors import ConfigError, ModelError, PlanError
 from tamis.storage.files import absolute, exists
-from tamis.storage.inputs import plan_inputs
 
 #: Rows whose score and length the diagnostics keep (a (seed, id) sample beyond this).
 DIAGNOSTIC_ROWS = 200_000
@@ -39,11 +38,12 @@ class QualityConfig(Sharded, Common, Corpus):
                             "positives")
     length_match: bool = key(False, "sample negatives with the positives' length distribution")
     keep_top: float | None = key(0.1, "the share of the pool kept, by exact percentile")
-    threshold: float | None = key(None, "or a fixed score (then keep_top is ignored)")
+    threshold: float | None = key(None, "or a fixed score (then leave keep_top unset)")
     annotate_only: bool = key(False, "add quality_score, drop nothing")
     holdout: float = key(0.1, "share of positives and negatives held out to measure accuracy")
     fasttext: FastTextSection = key(factory=FastTextSection, doc="fastText's settings")
     logistic: LogisticSection = key(factory=LogisticSection, doc="the embedding classifier's")
+    EXCLUSIVE = (("keep_top", "threshold"),)
 
     def check(self) -> None:
         if self.classifier == "fasttext":
@@ -75,8 +75,7 @@ class QualityConfig(Sharded, Common, Corpus):
 def plan(config: QualityConfig, context: Context) -> Plan[stages.QualitySpec]:
     if config.classifier == "fasttext":
         require("fasttext")
-    inputs = plan_inputs(config.inputs, config.text_column, config.id_column,
-                         reserved_columns=[*SELECTION_COLUMNS, stages.SCORE])
+    inputs = config.read_plan(reserved_columns=[*SELECTION_COLUMNS, stages.SCORE])
     positives = None
     pool_cache = positive_cache = None
     cache_shards: dict = {}
@@ -85,7 +84,7 @@ def plan(config: QualityConfig, context: Context) -> Plan[stages.QualitySpec]:
         if not exists(config.model):
             raise ModelError(f"model {config.model} does not exist")
     elif config.classifier == "fasttext":
-        positives = plan_inputs(config.positives, config.text_column, config.id_column)
+        positives = config.read_plan(config.positives)
         if positives.rows == 0:
             raise PlanError(f"the positive set {', '.join(config.positives)} has no row")
     if config.classifier == "embedding":
@@ -106,7 +105,7 @@ def plan(config: QualityConfig, context: Context) -> Plan[stages.QualitySpec]:
     warnings = [*inputs.warnings, *(positives.warnings if positives else ())]
     opening = header("quality", config, warnings)
     spec = stages.QualitySpec(
-        inputs=inputs, out_dir=config.output, header=opening, seed=config.seed,
+        inputs=inputs, out_dir=context.out_dir(config), header=opening, seed=config.seed,
         num_shards=shards, classifier=config.classifier, positives=positives,
         keep_top=None if config.threshold is not None else config.keep_top,
         threshold=config.threshold,

@@ -25,7 +25,6 @@ from tamis.runners.sections import Budget, Common, Corpus, Sharded, Specialist, 
 from tamis.selectors.relevance import NeighbourIndex, knn_relevance, mmr
 from tamis.storage.cache import open_cache
 from tamis.storage.errors import ConfigError, PlanError
-from tamis.storage.inputs import plan_inputs
 
 _INDEX = defaults_of(NeighbourIndex)
 
@@ -65,8 +64,7 @@ class RelevanceConfig(Sharded, Common, Corpus):
 
 def plan(config: RelevanceConfig, context: Context) -> Plan[stages.RelevanceSpec]:
     require("faiss")
-    inputs = plan_inputs(config.inputs, config.text_column, config.id_column,
-                         reserved_columns=[*SELECTION_COLUMNS, stages.SCORE, stages.RANK])
+    inputs = config.read_plan(reserved_columns=[*SELECTION_COLUMNS, stages.SCORE, stages.RANK])
     pool = open_cache(config.embeddings)
     check_cache_inputs(inputs, pool)
     documents = specialist_documents(pool, config.specialists)
@@ -92,7 +90,7 @@ def plan(config: RelevanceConfig, context: Context) -> Plan[stages.RelevanceSpec
         "specialists": [{"embeddings": s.embeddings, "weight": s.weight}
                         for s in config.specialists]})
     spec = stages.RelevanceSpec(
-        inputs=inputs, out_dir=config.output, header=opening, seed=config.seed,
+        inputs=inputs, out_dir=context.out_dir(config), header=opening, seed=config.seed,
         num_shards=shards, budget=budget,
         specialists=tuple((s.embeddings, s.weight) for s in config.specialists), k=config.k,
         exact_up_to=config.exact_up_to, nprobe=config.nprobe, mmr_lambda=config.mmr_lambda,

@@ -11,7 +11,6 @@ from tamis.pipelines.tail import SELECTION_COLUMNS
 from tamis.runners.config import key
 from tamis.runners.jobs.base import Context, Estimates, Job, Method, Plan, auto_shards, header
 from tamis.runners.sections import Budget, Common, Corpus, Sharded
-from tamis.storage.inputs import plan_inputs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,8 +25,7 @@ class SampleConfig(Sharded, Common, Corpus):
 
 
 def plan(config: SampleConfig, context: Context) -> Plan[stages.SampleSpec]:
-    inputs = plan_inputs(
-        config.inputs, config.text_column, config.id_column,
+    inputs = config.read_plan(
         required_columns=[config.stratify_by] if config.stratify_by else [],
         reserved_columns=SELECTION_COLUMNS,
     )
@@ -42,7 +40,7 @@ def plan(config: SampleConfig, context: Context) -> Plan[stages.SampleSpec]:
     shards = config.num_shards or auto_shards(out_bytes)
     opening = header("sample", config, inputs.warnings)
     spec = stages.SampleSpec(
-        inputs=inputs, out_dir=config.output, header=opening, seed=config.seed,
+        inputs=inputs, out_dir=context.out_dir(config), header=opening, seed=config.seed,
         num_shards=shards, budget=budget.amount, unit=budget.unit,
         stratify_by=config.stratify_by, allocation=config.allocation)
     estimates = Estimates(

@@ -20,7 +20,8 @@ def test_loads_with_defaults_and_nested_sections():
 
 def test_unknown_key_names_the_key_and_the_allowed_ones():
     with pytest.raises(ConfigError, match=r"unknown key 'bugdet' \(did you mean 'budget'\?\); "
-                                          r"allowed: inputs, text_column, id_column, output"):
+                                          r"allowed: inputs, text_column, id_column, "
+                                          r"on_corrupt, on_duplicate_id, output"):
         load(SampleConfig, {**BASE, "bugdet": 3})
     with pytest.raises(ConfigError, match=r"unknown key 'budget.row' \(did you mean 'rows'"):
         load(SampleConfig, {**BASE, "budget": {"row": 3}})

@@ -35,10 +35,10 @@ def test_globs_and_relative_paths_from_the_common_root(tmp_path):
 @pytest.mark.parametrize("setup,paths,message", [
     (None, ["missing"], "input .*missing does not exist"),
     (None, ["nothing/*.parquet"], "input glob .*nothing/\\*.parquet matches no file"),
-    ("empty_dir", ["empty"], "input folder .*empty holds no .parquet"),
+    ("empty_dir", ["empty"], "input folder .*empty holds no file"),
     ("not_parquet", ["fake.parquet"], "fake.parquet: not a readable Parquet file"),
     ("no_text", ["notext.parquet"], "notext.parquet: no column 'text' \\(columns: body\\)"),
-    ("odd", ["data.csv"], "data.csv: unknown input format"),
+    ("odd", ["data.csv"], "data.csv: not a Parquet or JSONL file"),
 ])
 def test_bad_inputs_stop_with_the_file_named(tmp_path, setup, paths, message):
     if setup == "empty_dir":
@@ -125,7 +125,7 @@ def test_inputs_behind_a_uri_keep_their_scheme(tmp_path, monkeypatch):
     """A remote file system (gs://, s3://) names files by URI; planning and reading keep it."""
     import pyarrow.fs as pafs
 
-    from tamis.storage import files, inputs, records
+    from tamis.storage import files, inputs, manifest, outputs, records
 
     write_parquet(tmp_path / "bucket" / "corpus" / "a.parquet", make_rows(5))
     write_parquet(tmp_path / "bucket" / "corpus" / "deep" / "b.parquet", make_rows(4))
@@ -136,7 +136,7 @@ def test_inputs_behind_a_uri_keep_their_scheme(tmp_path, monkeypatch):
             return pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()), path[7:]
         return real(path)
 
-    for module in (files, inputs, records):
+    for module in (files, inputs, manifest, outputs, records):
         monkeypatch.setattr(module, "filesystem", fake)
     plan = plan_inputs(["fake://bucket/corpus"], "text")
     assert [f.path for f in plan.files] == ["fake://bucket/corpus/a.parquet",
