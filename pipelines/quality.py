@@ -39,6 +39,8 @@ from tamis.selectors.precision import STEP, quantize
 from tamis.selectors.quality import (
     EmbeddingLogistic,
     accuracy,
+    auc,
+    classifier_warnings,
     diagnostics,
     holdout_mask,
     length_matched,
@@ -135,11 +137,15 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
     trial = spec.model().fit(_features(positives, ~held_p), _features(negatives, ~held_n))
     labels = np.r_[np.ones(int(held_p.sum())), np.zeros(int(held_n.sum()))]
     held = _features(positives + negatives, np.r_[held_p, held_n])
-    held_accuracy = accuracy(trial.score(held), labels) if len(held) else None
+    held_scores = trial.score(held) if len(held) else np.zeros(0)
+    held_accuracy = accuracy(held_scores, labels) if len(held) else None
+    held_auc = auc(held_scores, labels) if len(held) else None
     model = spec.model().fit(_features(positives, every_p), _features(negatives, every_n))
     path = join(spec.out_dir, spec.model_file)
     save_classifier(model, path)
     about = {"classifier": spec.classifier, "heldout_accuracy": held_accuracy,
+             "heldout_auc": held_auc, "heldout_positives": int(held_p.sum()),
+             "heldout_negatives": int(held_n.sum()),
              "holdout": spec.holdout, "heldout_documents": int(len(labels)),
              "positives": len(positives), "negatives": len(negatives),
              "length_match": spec.length_match, "seed": spec.seed}
@@ -151,7 +157,9 @@ def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
         about["logistic"] = {"C": model.C_, "Cs": list(spec.logistic.Cs)}
     text = json.dumps(about, indent=1).encode()
     write_atomically(_description(path), lambda f: f.write(text))
-    return {"path": path, "heldout_accuracy": held_accuracy, "positives": len(positives),
+    return {"path": path, "heldout_accuracy": held_accuracy, "heldout_auc": held_auc,
+            "heldout_positives": int(held_p.sum()), "heldout_negatives": int(held_n.sum()),
+            "positives": len(positives),
             "negatives": len(negatives),
             "hq_scores": quantize(model.score(_features(positives, every_p))).tolist(),
             "negative_mean_length": float(np.mean([_length(c) for c in negatives]))}
@@ -172,6 +180,9 @@ def _reuse(spec: QualitySpec) -> dict:
     except (FileNotFoundError, OSError, ValueError):
         pass
     return {"path": spec.model_path, "heldout_accuracy": about.get("heldout_accuracy"),
+            "heldout_auc": about.get("heldout_auc"), "reused": True,
+            "heldout_positives": about.get("heldout_positives", 0),
+            "heldout_negatives": about.get("heldout_negatives", 0),
             "positives": about.get("positives", 0), "negatives": about.get("negatives", 0),
             "hq_scores": [], "negative_mean_length": float("nan")}
 
@@ -301,9 +312,15 @@ class _Finish:
             "annotate_only": self.spec.annotate_only, "length_match": self.spec.length_match,
             "positives": trained["positives"], "negatives": trained["negatives"],
             "heldout_accuracy": trained["heldout_accuracy"],
+            "heldout_auc": trained["heldout_auc"],
             "negative_mean_length": None if np.isnan(trained["negative_mean_length"])
             else round(trained["negative_mean_length"], 1),
             "length_unit": "characters" if self.spec.classifier == "fasttext"
             else "model tokens",
             "model": self.spec.model_path or self.spec.model_file, **report})
+        keep = None if self.spec.annotate_only else self.spec.keep_top
+        measured = not trained.get("reused") or trained["heldout_positives"]
+        base["warnings"] += classifier_warnings(
+            trained["heldout_auc"], trained["heldout_positives"] if measured else None,
+            trained["heldout_negatives"], scores, keep, report["pool_pass_share"])
         return base

@@ -175,8 +175,7 @@ class FindDuplicates(beam.PTransform):
 
         plain = _plain(self._plan)
         return (
-            pbegin
-            | "Read" >> ReadRecords(plain)
+            (pbegin | "Read" >> ReadRecords(plain))["records"]
             | "Places" >> beam.FlatMap(places)
             | "ById" >> beam.GroupByKey()
             | "LaterCopies" >> beam.FlatMap(later_copies)

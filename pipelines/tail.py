@@ -222,7 +222,30 @@ class _SelectionManifest:
     def __call__(self, checksums, rows_in, shards, rejects, tally, **sides) -> dict:
         base = selection_manifest(self.spec.inputs, self.spec.header, self.schema, checksums,
                                   rows_in, shards, rejects, tally)
-        return self.finish(base, **sides)
+        manifest = self.finish(base, **sides)
+        manifest["warnings"] += budget_warnings(manifest["selector"])
+        return manifest
+
+
+#: A selection holding less than this share of its budget is warned about.
+SHORT_BUDGET = 0.9
+
+
+def budget_warnings(selector: dict) -> list[str]:
+    """A warning when a selection holds clearly less than its budget asked."""
+    if "budget_tokens" in selector:
+        budget, unit = selector["budget_tokens"], "tokens"
+    elif "budget" in selector and selector.get("unit") in ("rows", "tokens"):
+        budget, unit = selector["budget"], selector["unit"]
+    else:
+        return []
+    held = (selector["selected_tokens_with_repeats"] if unit == "tokens"
+            else selector["selected_draws"])
+    if not budget or held >= SHORT_BUDGET * budget:
+        return []
+    return [f"the selection holds {held:,} {unit}, {held / budget:.0%} of its budget of "
+            f"{budget:,}: the pool has too little that qualifies (or a cap stopped it); the "
+            f"budget is short by {budget - held:,} {unit}"]
 
 
 def write_selection(pipeline: beam.Pipeline, spec: SelectionSpec, schema: pa.Schema, selected,

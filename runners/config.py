@@ -85,7 +85,8 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
 def load(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     """Build ``cls`` from ``data``, checking keys and types; ``where`` prefixes key names."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+        name = f"'{where.rstrip('.')}'" if where else "the config"
+        raise ConfigError(f"{name} must be a section (a mapping of keys), got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:

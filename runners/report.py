@@ -39,6 +39,10 @@ def dry_run_report(job: Job, config_label: str, config_hash: str, output: str, r
         if len(inputs.skipped) > 20:
             lines.append(f"  ... and {len(inputs.skipped) - 20} more")
     lines += [f"warning: {warning}" for warning in plan.warnings]
+    if output_state.startswith(("NOT EMPTY", "holds")):
+        lines.append(f"warning: output folder {output} "
+                     + ("is not empty: a run stops there unless --overwrite is given"
+                        if output_state.startswith("NOT EMPTY") else output_state))
     lines.append("stages:")
     lines += stage_graph(pipeline)
     return "\n".join(lines)

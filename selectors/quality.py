@@ -147,6 +147,59 @@ def accuracy(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return float(np.mean((quantize(scores) >= 0.5) == (np.asarray(labels) == 1)))
 
 
+def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    """The area under the ROC curve of scores on the grid (ties count one half): the chance
+    that a positive outranks a negative. None without both classes."""
+    labels = np.asarray(labels) == 1
+    if labels.all() or not labels.any():
+        return None
+    grid = quantize(scores)
+    order = np.argsort(grid, kind="stable")
+    ranks = np.empty(len(grid), dtype=np.float64)
+    ranks[order] = np.arange(1, len(grid) + 1)
+    values, first, counts = np.unique(grid[order], return_index=True, return_counts=True)
+    mean_rank = first + (counts + 1) / 2.0  # tied scores share their mean rank
+    ranks = mean_rank[np.searchsorted(values, grid)]
+    pos, neg = int(labels.sum()), int((~labels).sum())
+    return float((ranks[labels].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+#: Below these, a classifier's held-out figures say little (warned in the manifest).
+MIN_HELDOUT_PER_CLASS = 10
+CHANCE_AUC = 0.6
+
+
+def classifier_warnings(heldout_auc: float | None, held_positives: int | None,
+                        held_negatives: int,
+                        pool_scores: np.ndarray, keep_top: float | None,
+                        pool_pass_share: float | None) -> list[str]:
+    """What a person must hear about a quality classifier before trusting its selection."""
+    out = []
+    if held_positives is None:  # a model reused without its held-out figures
+        pass
+    elif min(held_positives, held_negatives) < MIN_HELDOUT_PER_CLASS:
+        out.append(f"the held-out split has {held_positives} positives and {held_negatives} "
+                   f"negatives, too few to measure the classifier (at least "
+                   f"{MIN_HELDOUT_PER_CLASS} of each): give more positives or a larger "
+                   f"'holdout'")
+    elif heldout_auc is not None and heldout_auc < CHANCE_AUC:
+        out.append(f"the classifier is at chance on its held-out split (AUC "
+                   f"{heldout_auc:.3f}): its scores rank the pool little better than a coin")
+    scores = np.asarray(pool_scores, dtype=np.float64)
+    if scores.size >= 20:
+        low, high = np.quantile(scores, [0.005, 0.995])
+        if high - low < 0.05:
+            out.append(f"99% of the pool's scores lie between {low:.3f} and {high:.3f}: the "
+                       f"classifier barely separates anything, and a fixed threshold means "
+                       f"little")
+    if keep_top is not None and pool_pass_share is not None and scores.size:
+        extra = int(round((pool_pass_share - keep_top) * scores.size))
+        if extra > max(1, 0.001 * scores.size):
+            out.append(f"ties at the cut-off score keep {pool_pass_share:.1%} of the pool, "
+                       f"not the {keep_top:.1%} asked ({extra:,} rows more)")
+    return out
+
+
 def top_fraction_threshold(scores: np.ndarray, keep: float) -> float:
     """The score at or above which the top ``keep`` share of ``scores`` lies (exact)."""
     if not 0 < keep <= 1:

@@ -140,7 +140,7 @@ def _hidden(path: str, root: str) -> bool:
 
 def sha256_file(fs: pafs.FileSystem, path: str) -> str:
     digest = hashlib.sha256()
-    with fs.open_input_stream(path) as f:
+    with fs.open_input_stream(path, compression=None) as f:  # the bytes as stored
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -198,11 +198,12 @@ def write_atomically(path: str, write: Callable[[HashingWriter], None]) -> tuple
     return out.bytes, out.digest.hexdigest()
 
 
-def numbered_lines(stream) -> Iterator[tuple[int, bytes]]:
-    """``(index, line)`` for each non-blank line of a binary stream, read 1 MB at a time;
+def numbered_lines(stream, chunk_bytes: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+    """``(index, line)`` for each non-blank line of a binary stream, read ``chunk_bytes`` at a
+    time (a compressed stream that breaks loses at most that much before the break);
     indices count blank lines too, so they are line numbers from 0."""
     buffer, index = b"", 0
-    while chunk := stream.read(1 << 20):
+    while chunk := stream.read(chunk_bytes):
         buffer += chunk
         *complete, buffer = buffer.split(b"\n")
         for line in complete:

@@ -151,24 +151,33 @@ def _parquet_footer(path: str) -> pq.FileMetaData:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
-def _jsonl_schema(path: str, compression: str | None) -> pa.Schema:
+def _jsonl_schema(path: str, compression: str | None, on_corrupt: str = "stop") -> pa.Schema:
     """Column types from the first lines of a JSONL file (later lines that differ are rejected)."""
     fs, inner = filesystem(path)
     rows = []
     try:
         with fs.open_input_stream(inner, compression=compression) as f:
-            for _, raw in itertools.islice(numbered_lines(f), JSONL_SCHEMA_LINES):
+            lines = numbered_lines(f, read_chunk(compression))
+            for _, raw in itertools.islice(lines, JSONL_SCHEMA_LINES):
                 try:
                     value = json.loads(raw)
                 except ValueError:
                     continue
                 if isinstance(value, dict):
                     rows.append(value)
-    except (OSError, pa.ArrowException) as exc:
-        what = f"{compression}-compressed JSONL" if compression else "JSONL"
-        raise InputError(f"{path}: not readable as {what} ({exc})") from None
+    except (OSError, pa.ArrowException, EOFError) as exc:
+        if not (rows and on_corrupt == "skip"):  # with skip, reading rejects where it breaks
+            what = f"{compression}-compressed JSONL" if compression else "JSONL"
+            raise InputError(f"{path}: not readable as {what} ({exc}); with on_corrupt: skip "
+                             f"the lines before the break are read") from None
     names = list(dict.fromkeys(k for row in rows for k in row))
     return pa.schema([pa.field(n, _column_type([r.get(n) for r in rows])) for n in names])
+
+
+def read_chunk(compression: str | None) -> int:
+    """Bytes read at a time from a JSONL file: a compressed stream that breaks loses what the
+    read in progress held, so it is read in small pieces."""
+    return 1 << 14 if compression else 1 << 20
 
 
 def _column_type(values: list) -> pa.DataType:
@@ -249,7 +258,7 @@ def plan_inputs(
             meta = _parquet_footer(path)
             schema = meta.schema.to_arrow_schema()
         else:
-            meta, schema = None, _jsonl_schema(path, compression)
+            meta, schema = None, _jsonl_schema(path, compression, on_corrupt)
         if fmt == "jsonl" and not schema.names:  # no JSON object in its first lines
             units.append(Unit(index, 0, 0, None))
             files.append(InputFile(path, rel, fmt, size, None, None, True, compression))

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from tamis.selectors.tokens import count_tokens
 from tamis.storage.errors import DataError
 from tamis.storage.files import filesystem, numbered_lines
-from tamis.storage.inputs import IN_SAMPLES, IN_WEIGHT, InputFile, InputPlan, Unit
+from tamis.storage.inputs import IN_SAMPLES, IN_WEIGHT, InputFile, InputPlan, Unit, read_chunk
 
 SRC, ROW = "__src", "__row"
 BATCH_ROWS = 8192
@@ -211,7 +211,7 @@ def _read_jsonl(plan: InputPlan, src: int,
     last = -1
     try:
         with fs.open_input_stream(inner, compression=f.compression) as stream:
-            lines = numbered_lines(stream)
+            lines = numbered_lines(stream, read_chunk(f.compression))
             while chunk := list(itertools.islice(lines, batch_rows)):
                 last = chunk[-1][0]
                 yield _parse_lines(plan, src, chunk, types)
