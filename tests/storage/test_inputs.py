@@ -125,7 +125,7 @@ def test_inputs_behind_a_uri_keep_their_scheme(tmp_path, monkeypatch):
     """A remote file system (gs://, s3://) names files by URI; planning and reading keep it."""
     import pyarrow.fs as pafs
 
-    from tamis.storage import files, inputs, manifest, outputs, records
+    from tamis.storage import discovery, files, inputs, manifest, outputs, records
 
     write_parquet(tmp_path / "bucket" / "corpus" / "a.parquet", make_rows(5))
     write_parquet(tmp_path / "bucket" / "corpus" / "deep" / "b.parquet", make_rows(4))
@@ -136,7 +136,7 @@ def test_inputs_behind_a_uri_keep_their_scheme(tmp_path, monkeypatch):
             return pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem()), path[7:]
         return real(path)
 
-    for module in (files, inputs, manifest, outputs, records):
+    for module in (discovery, files, inputs, manifest, outputs, records):
         monkeypatch.setattr(module, "filesystem", fake)
     plan = plan_inputs(["fake://bucket/corpus"], "text")
     assert [f.path for f in plan.files] == ["fake://bucket/corpus/a.parquet",

@@ -186,7 +186,7 @@ def test_output_folder_is_protected_and_beam_flags_are_checked(tmp_path, config,
     code, _, err = run_cli("sample", config, "--workers", "1")
     assert code == 2 and "is not empty" in err
     code, _, err = run_cli("sample", config, "--workers", "1", "--overwrite")
-    assert code == 2 and "holds files tamis did not write (notes.txt)" in err
+    assert code == 2 and "holds notes.txt, which tamis did not write" in err
     code, _, err = run_cli("sample", config, "--no_such_flag=1", "--dry-run")
     assert code == 2 and "unknown option --no_such_flag" in err
 
