@@ -2,8 +2,8 @@
 
 :func:`plan_inputs` finds the files (:mod:`tamis.storage.discovery`), reads only what it
 must (Parquet footers; the first lines of a JSONL file), checks that the columns a job needs
-are there, and splits the work into units (one Parquet row group, or one JSONL file). Every problem it finds is a
-:class:`InputError` that names the file and the field.
+are there, and splits the work into units (one Parquet row group, or one JSONL file). Every
+problem it finds is a :class:`InputError` that names the file and the field.
 
 Planning is the same for every modality: a plan has one *content* column, described by a
 :class:`Content` (:data:`TEXT` today: a string column whose rows of another type are rejected);
