@@ -8,6 +8,7 @@ in a worker comes back, through whichever runner, as one naming its stage.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -79,7 +80,7 @@ def run_one(job: Job, data: dict, options: Options) -> int:
                                     options.beam_args)
     check_overlap(config)
     out = config.output
-    with tempfile.TemporaryDirectory(prefix="tamis-progress-") as progress_dir:
+    with private_tmp(), tempfile.TemporaryDirectory(prefix="tamis-progress-") as progress_dir:
         counted = job.progress is not None and runner == "local" and not options.dry_run
         if options.dry_run:
             context = Context(runner, workers, default_workers(), None)
@@ -131,6 +132,25 @@ def run_one(job: Job, data: dict, options: Options) -> int:
                 monitor.stop()
     summarise(out, time.monotonic() - start)
     return 0
+
+
+@contextlib.contextmanager
+def private_tmp():
+    """A temporary folder of the run's own for everything below it: Beam's staging and
+    requirement caches, its workers' files (they inherit ``TMPDIR``), tamis's progress
+    counts. It goes when the run ends, whether it succeeded or failed."""
+    folder = tempfile.mkdtemp(prefix="tamis-run-")
+    saved_env, saved_module = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = saved_module
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def summarise(out: str, seconds: float) -> None:

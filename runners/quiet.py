@@ -4,7 +4,8 @@ The local runner's workers are processes of their own that write Beam's logging 
 the standard error they inherit, before any setting of ours can reach them. While a job runs,
 :class:`QuietWorkers` puts a pipe in place of file descriptor 2 and forwards what comes
 through it, minus the lines Beam's loggers write (``INFO:root:``, ``WARNING:apache_beam...``);
-everything else (tamis's own lines, progress, a worker's traceback) passes unchanged.
+everything else (tamis's own lines, progress) passes unchanged. A worker's error comes back
+to the launcher, which prints it in one line; its traceback is hidden with Beam's lines.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ import sys
 import threading
 
 #: A log line of Beam's or of a worker's default logger, as Python's logging prints it.
-NOISE = re.compile(rb"^(DEBUG|INFO|WARNING):(root|__main__|apache_beam[\w.]*|absl|"
+NOISE = re.compile(rb"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):(root|__main__|apache_beam[\w.]*|absl|"
                    rb"google[\w.]*|grpc[\w.]*):")
+#: Lines that continue a noisy record: an indented line, or a traceback's own lines (a worker's
+#: error reaches the user once, as tamis's one-line message).
+CONTINUED = re.compile(rb"^([ \t]|Traceback \(most recent call last\)|During handling of|"
+                       rb"The above exception|[A-Za-z_][\w.]*(Error|Exception|Exit)\b)")
 
 
 class QuietWorkers:
@@ -76,8 +81,8 @@ class QuietWorkers:
                     if NOISE.match(line):
                         skipping = True  # a noisy record's continuation lines go with it
                         continue
-                    if skipping and line[:1] in (b" ", b"\t") and line.strip():
-                        continue
+                    if skipping and (not line.strip() or CONTINUED.match(line)):
+                        continue  # blank lines inside a traceback go with it
                     skipping = False
                     os.write(out, line)
             if pending and not NOISE.match(pending):

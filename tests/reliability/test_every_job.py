@@ -1,14 +1,16 @@
 """Every job on a corpus with planted faults: its accounting against an independent count of
-the inputs and of the faults, ``tamis verify``, and the same bytes on one and two workers and
-under another BLAS kernel."""
+the inputs and of the faults, ``tamis verify``, the same bytes on one and two workers and
+under another BLAS kernel, and a kill -9 during ``--overwrite`` that leaves its result whole."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,6 +19,7 @@ from reliability.faults import DEMO, balanced, demo_rows, independent_rows, mani
 
 from tamis.runners.cli import main
 from tamis.storage.manifest import verify
+from tamis.storage.outputs import staging_path
 
 #: Faults planted in ``pool/faults.jsonl.gz``: the reasons their rows are rejected for.
 PLANTED = {"invalid_json": 3, "null_text": 2, "empty_text": 1, "non_string_text": 1}
@@ -68,7 +71,8 @@ def root(tmp_path_factory) -> Path:
 def _keys(keys: dict, root: Path, out: Path) -> dict:
     text = json.dumps(keys).replace("@root", str(root)).replace("@out", str(out))
     if "@lsi" in text:
-        model = next((out / "embed" / "models").glob("lsi-*.npz"))
+        found = sorted((out / "embed" / "models").glob("lsi-*.npz"))
+        model = found[0] if found else out / "embed" / "models" / "lsi-not-yet.npz"
         text = text.replace("@lsi", str(model))
     return json.loads(text)
 
@@ -140,3 +144,58 @@ def test_kernels_do_not_change_what_is_embedded_or_clustered(root, capsys):
     for name in KERNEL_JOBS:
         assert shard_hashes(out / name) == shard_hashes(root / "k-here" / name), name
     assert here["cluster"]["clusters"] == manifest(out / "cluster")["clusters"]
+
+
+def _staged_shard(out: Path):
+    staging = Path(staging_path(str(out)))
+    return lambda: (staging / "data").is_dir() and any(
+        p.suffix == ".parquet" for p in (staging / "data").iterdir())
+
+
+def test_every_job_survives_a_kill_during_overwrite_and_reruns_to_the_same_bytes(root, capsys):
+    """Each job's result, replaced with --overwrite by a run killed (-9, Beam's workers too)
+    once its first shard is staged: the result is untouched; a rerun writes the same bytes."""
+    out = root / "kill"
+    first = _run_all(root, out, 1, capsys)
+    killed = []
+    for name, command, _ in JOBS:
+        before = shard_hashes(out / name)
+        config = root / f"{out.name}-{name}.yaml"
+        proc = subprocess.Popen([sys.executable, "-m", "tamis.runners.cli", command, str(config),
+                                 "--workers", "2", "--overwrite"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        ready, end = _staged_shard(out / name), time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < end:
+            if ready():
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed.append(name)
+                break
+            time.sleep(0.005)
+        proc.wait()
+        verify(str(out / name))
+        assert shard_hashes(out / name) == before, name
+        assert main([command, str(config), "--workers", "1", "--overwrite"]) == 0
+        capsys.readouterr()
+        assert shard_hashes(out / name) == before, name
+        assert manifest(out / name)["accounting"] == first[name]["accounting"], name
+        assert not Path(staging_path(str(out / name))).exists(), name
+    print(f"killed during --overwrite: {killed}")
+    assert len(killed) >= len(JOBS) - 2, killed  # a few jobs may finish between two looks
+
+
+@pytest.mark.parametrize("name", [n for n, _, _ in JOBS])
+def test_every_job_refuses_overlapping_or_foreign_output_folders(root, name, capsys):
+    command, keys = next((c, k) for n, c, k in JOBS if n == name)
+    given = _keys(keys, root, root / "w1")
+    inside = Path(json.dumps(given).split('"')[3])  # the first path the job reads
+    checks = [(inside / "result", [], "is inside an input"),
+              (root / "foreign", ["--overwrite"], "mine.txt, which tamis did not write")]
+    (root / "foreign").mkdir(exist_ok=True)
+    (root / "foreign" / "mine.txt").write_text("the user's")
+    for output, flags, message in checks:
+        config = root / f"refuse-{name}.yaml"
+        config.write_text(json.dumps({**given, "output": str(output)}))
+        assert main([command, str(config), "--workers", "1", *flags]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert (root / "foreign" / "mine.txt").read_text() == "the user's"

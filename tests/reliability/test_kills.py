@@ -85,6 +85,7 @@ def test_a_killed_run_leaves_nothing_and_a_rerun_writes_the_same_bytes(tmp_path,
         else:  # it finished before this point could be seen: the next starts afresh
             verify(str(out))
             shutil.rmtree(out)
+    print(f"kill points survived (sample): {survived}")
     assert survived[:2] == ["started", "first shard written"], survived
     _finish(_start(cfg))
     assert shard_hashes(out) == reference
@@ -107,6 +108,7 @@ def test_a_killed_overwrite_keeps_the_earlier_result(tmp_path, pool):
             verify(str(out))
         else:
             break  # the overwrite went through before this point was seen
+    print(f"kill points survived (sample --overwrite): {killed}")
     assert killed >= 2
     if manifest(out)["accounting"]["rows_kept"] == 50:
         _finish(_start(again, "sample", "--overwrite"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,35 @@ def test_a_dry_run_leaves_no_temporary_folder_and_warns_of_a_full_output(tmp_pat
     code, out, _ = cli("sample", cfg, "--dry-run")
     assert code == 0 and os.listdir(tmp) == []
     assert "NOT EMPTY" in out and "warning: output folder" in out
+
+
+def _run(cfg: Path, *flags: str, tmpdir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tamis.runners.cli", "sample", str(cfg),
+                           "--workers", "2", *flags], capture_output=True, text=True,
+                          env={**os.environ, "TMPDIR": str(tmpdir)}, timeout=300)
+
+
+def test_beam_stays_quiet_unless_asked_and_temporary_folders_go(tmp_path, pool):
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    cfg = sample_config(tmp_path, [pool])
+    quiet = _run(cfg, tmpdir=tmp)
+    assert quiet.returncode == 0, quiet.stderr
+    noisy = [line for line in quiet.stderr.splitlines()
+             if line.startswith(("INFO:", "WARNING:", "DEBUG:"))]
+    assert noisy == [] and "done in" in quiet.stderr
+    assert os.listdir(tmp) == []  # Beam's and tamis's temporary folders are gone
+    loud = _run(cfg, "--overwrite", "-v", tmpdir=tmp)
+    assert loud.returncode == 0 and "apache_beam" in loud.stderr
+
+
+def test_a_failed_run_leaves_no_temporary_folder(tmp_path, pool):
+    import pyarrow.parquet as pq
+
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    pq.write_table(pq.read_table(pool / "a.parquet").slice(0, 3), pool / "copies.parquet")
+    failed = _run(sample_config(tmp_path, [pool], on_duplicate_id="stop"), tmpdir=tmp)
+    assert failed.returncode == 1 and "repeat an id" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert os.listdir(tmp) == [] and _leftovers(tmp_path) == []
