@@ -283,9 +283,11 @@ def check_overlap(config) -> None:
 
 
 def _read_paths(data, inside: bool = False):
+    """The paths under the keys that name something read (``specialists[].inputs``, say);
+    other text (a column name, a model's settings) is not a path."""
     if isinstance(data, dict):
         for k, v in data.items():
-            if k in READ_KEYS or inside:
+            if k in READ_KEYS:
                 yield from _read_paths(v, inside=True)
     elif isinstance(data, list):
         for v in data:

@@ -108,9 +108,16 @@ def remove(folder: str) -> None:
 
 def swap_in(staging: str, out: str) -> None:
     """Put the complete result in ``staging`` at ``out``; the earlier result there (checked to
-    be tamis's when the run started) goes only once the new one is in place."""
+    be tamis's when the run started) goes only once the new one is in place.
+
+    A local folder is swapped by two renames. An object store has no folders to rename: the
+    earlier manifest goes first, then the earlier files, then the new files are moved in with
+    the manifest last, so that a reader never finds a manifest that lists a missing shard."""
     fs, inner = filesystem(out)
     _, staged = filesystem(staging)
+    if not isinstance(fs, pafs.LocalFileSystem):
+        _swap_files(fs, staged, inner)
+        return
     if fs.get_file_info(inner).type == pafs.FileType.NotFound:
         fs.move(staged, inner)
         return
@@ -123,6 +130,22 @@ def swap_in(staging: str, out: str) -> None:
         fs.move(old_inner, inner)  # the earlier result back where it was
         raise
     fs.delete_dir(old_inner)
+
+
+def _swap_files(fs: pafs.FileSystem, staged: str, inner: str) -> None:
+    def files(root: str) -> list[str]:
+        selector = pafs.FileSelector(root, recursive=True, allow_not_found=True)
+        return sorted(i.path[len(root):].lstrip("/") for i in fs.get_file_info(selector)
+                      if i.type == pafs.FileType.File)
+
+    earlier = files(inner)
+    for rel in sorted(earlier, key=lambda r: r != mf.MANIFEST):  # the manifest first
+        fs.delete_file(posixpath.join(inner, rel))
+    for rel in sorted(files(staged), key=lambda r: r == mf.MANIFEST):  # the manifest last
+        target = posixpath.join(inner, rel)
+        fs.create_dir(posixpath.dirname(target), recursive=True)
+        fs.move(posixpath.join(staged, rel), target)
+    fs.delete_dir(staged)
 
 
 def recover(out: str) -> None:
