@@ -26,7 +26,7 @@ from apache_beam.metrics import Metrics
 
 from tamis.embeddings.lsi import LsiHandler, LsiModel
 from tamis.embeddings.windows import TokenWindower
-from tamis.pipelines.progress import ProgressWriter
+from tamis.pipelines.progress import MADE, SEEN, ProgressWriter
 from tamis.pipelines.read import NAMESPACE, ChecksumInputs, ReadRecords
 from tamis.pipelines.write import WriteManifest, WriteRejects, manifest_base
 from tamis.selectors.sampling import row_keys
@@ -110,6 +110,13 @@ class _Window(beam.DoFn):
         self._windower = TokenWindower(path, spec.window_tokens).load()
         self._reused = Metrics.counter(NAMESPACE, "docs_reused")
         self._windows = Metrics.counter(NAMESPACE, "windows_made")
+        # What the progress display refines its total from: rows seen, windows to embed.
+        self._seen = ProgressWriter(spec.progress_dir, SEEN)
+        self._made = ProgressWriter(spec.progress_dir, MADE)
+
+    def finish_bundle(self):
+        self._seen.flush()
+        self._made.flush()
 
     def process(self, table: pa.Table, checksums: dict, model_key: str):
         spec, plan = self._spec, self._plan
@@ -119,6 +126,7 @@ class _Window(beam.DoFn):
         texts = table.column(plan.text_column).to_pylist()
         too_long = np.array([len(t) > spec.max_doc_chars for t in texts], dtype=bool)
         path = join(spec.out_dir, mf.DATA, shard)
+        self._seen.add(table.num_rows)
         if exists(path):
             # Documents the cached shard lacks had no token when it was made.
             cached = cached_ids(path)
@@ -143,6 +151,7 @@ class _Window(beam.DoFn):
                 for i, doc in enumerate(windows) if not too_long[i]
                 for w, (s, e, a, b) in enumerate(doc)]
         self._windows.inc(len(flat))
+        self._made.add(len(flat))
         if not flat:  # every document of the batch was rejected: no shard to write
             return
         flat.sort(key=lambda x: -len(x[5]))  # similar lengths side by side: less padding

@@ -59,13 +59,29 @@ def read_done(folder: str, stage: str) -> int:
     return total
 
 
-def eta(done: int, total: int | None, seconds: float) -> str:
-    """``done / total units (rate/s, ETA)`` as a readable line."""
+def eta(done: int, total: int | None, seconds: float, exact: bool = True) -> str:
+    """``done / total units (rate/s, ETA)`` as a readable line; an estimated total says so."""
     rate = done / seconds if seconds > 0 else 0.0
     if total and rate > 0:
         left = max(0.0, (total - done) / rate)
-        return f"{done:,}/{total:,} ({rate:,.1f}/s, ETA {clock(left)})"
+        about = "" if exact else "~"
+        return f"{done:,}/{about}{total:,} ({rate:,.1f}/s, ETA {about}{clock(left)})"
     return f"{done:,} ({rate:,.1f}/s)"
+
+
+#: Where the stage that makes a job's units counts what it has read and made.
+SEEN, MADE = "seen", "made"
+
+
+def refined_total(folder: str, rows: int | None, estimate: int | None) -> tuple[int | None, bool]:
+    """``(total, exact)`` of units made from rows (windows from documents): exact once every
+    row has been seen, else the units made so far plus the rest at the rate seen so far."""
+    seen, made = read_done(folder, SEEN), read_done(folder, MADE)
+    if rows is None or not seen:
+        return estimate, False
+    if seen >= rows:
+        return made, True
+    return made + round((rows - seen) * made / seen), False
 
 
 def clock(seconds: float) -> str:
@@ -79,10 +95,11 @@ class ProgressMonitor(threading.Thread):
     """Logs ``label: done/total (rate, ETA)`` every ``every`` seconds until stopped."""
 
     def __init__(self, folder: str, stage: str, label: str, total: int | None,
-                 every: float = 5.0) -> None:
+                 every: float = 5.0, rows: int | None = None) -> None:
         super().__init__(daemon=True)
         self.folder, self.stage, self.label, self.total, self.every = (
             folder, stage, label, total, every)
+        self.rows = rows  # when set, the total is refined from what the making stage counts
         self._stop_event = threading.Event()
         self._start = time.monotonic()
 
@@ -90,8 +107,10 @@ class ProgressMonitor(threading.Thread):
         while not self._stop_event.wait(self.every):
             done = read_done(self.folder, self.stage)
             if done:
-                log.info("%s: %s", self.label, eta(done, self.total,
-                                                     time.monotonic() - self._start))
+                total, exact = ((self.total, True) if self.rows is None
+                                else refined_total(self.folder, self.rows, self.total))
+                log.info("%s: %s", self.label, eta(done, total, time.monotonic() - self._start,
+                                                     exact))
 
     def stop(self) -> None:
         self._stop_event.set()

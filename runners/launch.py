@@ -110,7 +110,8 @@ def run_one(job: Job, data: dict, options: Options) -> int:
         monitor = None
         if counted:
             monitor = ProgressMonitor(progress_dir, job.progress[0], job.progress[1],
-                                      plan.estimates.progress_total)
+                                      plan.estimates.progress_total,
+                                      rows=plan.estimates.progress_rows)
             monitor.start()
         try:
             with QuietWorkers(not options.verbose), make_pipeline(runner,

@@ -53,6 +53,7 @@ class Estimates:
     docs_per_second: float | None = None
     seconds: float | None = None
     progress_total: int | None = None  # the long stage's units, for the progress display
+    progress_rows: int | None = None  # rows the units are made from: refines the total
 
 
 @dataclass(frozen=True)

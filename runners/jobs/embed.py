@@ -79,7 +79,7 @@ def plan(config: EmbedConfig, context: Context) -> Plan[stages.EmbedSpec]:
         input_rows=rows, input_bytes=inputs.bytes, input_tokens=tokens, output_rows=vectors,
         output_tokens=tokens, output_bytes=(vectors or 0) * (4 * dim + 64),
         num_shards=len(inputs.units), docs_per_second=rate, seconds=seconds,
-        progress_total=windows)  # progress counts windows (estimated from footers)
+        progress_total=windows, progress_rows=rows)  # windows: refined as rows are split
     model_line = (f"model: {m.name} ({dim}-d, max_seq_length {seq}, {device}, "
                   f"{spec.effective_precision()}, {content[:19]}...)"
                   if config.embedder == "sentence-transformers"
@@ -105,7 +105,7 @@ def _lsi_model(config: EmbedConfig) -> str | None:
 JOB = Job(
     name="embed", summary="embed documents (token windows) into a reusable vector cache",
     config=EmbedConfig, plan=plan, stages=stages.build, reuses_output=True,
-    progress=(stages.PROGRESS_STAGE, "embedded windows (total estimated)"),
+    progress=(stages.PROGRESS_STAGE, "embedded windows"),
     # torch spreads one model call over every core; worker processes would only split the
     # cores, and each row group is one worker's work
     local_workers=1)
