@@ -70,3 +70,13 @@ def independent_rows(paths) -> int:
 def balanced(acc: dict) -> bool:
     return acc["rows_in"] == (acc["rows_kept"] + sum(acc["rows_dropped"].values())
                               + sum(acc["rows_rejected"].values()))
+
+
+def corrupt_page(path: Path) -> None:
+    """Overwrite bytes inside the first page of the text column of ``path`` (snappy), leaving
+    the footer whole: reading fails with 'Corrupt snappy compressed data'."""
+    column = pq.ParquetFile(path).metadata.row_group(0).column(1)
+    start = column.dictionary_page_offset or column.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start + 60:start + 400] = b"\xff" * 340
+    path.write_bytes(bytes(data))

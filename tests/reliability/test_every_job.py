@@ -13,16 +13,29 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from reliability.faults import DEMO, balanced, demo_rows, independent_rows, manifest, shard_hashes
+from reliability.faults import (
+    DEMO,
+    balanced,
+    corrupt_page,
+    demo_rows,
+    independent_rows,
+    manifest,
+    shard_hashes,
+)
 
 from tamis.runners.cli import main
 from tamis.storage.manifest import verify
 from tamis.storage.outputs import staging_path
 
-#: Faults planted in ``pool/faults.jsonl.gz``: the reasons their rows are rejected for.
-PLANTED = {"invalid_json": 3, "null_text": 2, "empty_text": 1, "non_string_text": 1}
+#: Faults planted in the pool (``faults.jsonl.gz``, a Parquet file whose text is a list, one
+#: with a corrupt page): the reasons their rows are rejected for.
+PLANTED = {"invalid_json": 3, "null_text": 2, "empty_text": 1, "non_string_text": 1 + 8,
+           "not_an_object": 2, "invalid_utf8": 2, "null_id": 1, "bad_value": 1,
+           "unreadable": 60}
+JSONL_FAULTS = 13  # of those, the lines of faults.jsonl.gz
 DUPLICATES = 4  # rows of faults.jsonl.gz that repeat ids of a.parquet (kept, and counted)
 
 #: (name, command, keys) in the order they run; ``@root`` is the corpus folder.
@@ -60,15 +73,26 @@ def root(tmp_path_factory) -> Path:
     lines += [json.dumps({**r}) for r in rows.slice(0, DUPLICATES).to_pylist()]
     lines += ["{broken", "also not json", "{\"id\": 3"]
     lines += [json.dumps({"id": "n1", "text": None}), json.dumps({"id": "n2"}),
-              json.dumps({"id": "e1", "text": " \n "}), json.dumps({"id": "s1", "text": 7})]
-    (root / "pool" / "faults.jsonl.gz").write_bytes(gzip.compress(
-        ("\n".join(lines) + "\n").encode()))
+              json.dumps({"id": "e1", "text": " \n "}), json.dumps({"id": "s1", "text": 7}),
+              "[1, 2]", '"only a string"', '{"id": "u1", "text": "a lone \\ud800 surrogate"}',
+              json.dumps({"id": None, "text": "a row without its id"}),
+              json.dumps({"id": "b1", "text": "words enough here", "domain": {"no": 1}})]
+    raw = ("\n".join(lines) + "\n").encode() + b'{"id": "u2", "text": "bad \xff byte"}\n'
+    (root / "pool" / "faults.jsonl.gz").write_bytes(gzip.compress(raw))
+    texts = demo_rows(8, start=600).column("text").to_pylist()
+    pq.write_table(pa.table({"id": [f"l{i}" for i in range(8)], "text": [[t] for t in texts],
+                             "domain": ["lists"] * 8}), root / "pool" / "lists.parquet")
+    pq.write_table(demo_rows(60, start=700), root / "pool" / "corrupt.parquet",
+                   compression="snappy")
+    corrupt_page(root / "pool" / "corrupt.parquet")
     python = pq.read_table(DEMO / "specialist" / "python_docs.parquet").slice(0, 40)
     pq.write_table(python, root / "python.parquet")
     return root
 
 
 def _keys(keys: dict, root: Path, out: Path) -> dict:
+    if keys.get("inputs") == ["@root/pool"]:  # the corrupt page is rejected, not stopped at
+        keys = {**keys, "on_corrupt": "skip"}
     text = json.dumps(keys).replace("@root", str(root)).replace("@out", str(out))
     if "@lsi" in text:
         found = sorted((out / "embed" / "models").glob("lsi-*.npz"))
@@ -98,7 +122,7 @@ def test_every_job_accounts_for_every_row_on_one_and_two_workers(root, capsys):
     one = _run_all(root, out1, 1, capsys)
     two = _run_all(root, out2, 2, capsys)
     pool_rows = independent_rows(sorted((root / "pool").iterdir()))
-    assert pool_rows == 300 + 40 + DUPLICATES + sum(PLANTED.values())
+    assert pool_rows == 300 + 40 + DUPLICATES + sum(PLANTED.values())  # every fault a row
     documents = pool_rows - sum(PLANTED.values())  # what the embedding cache holds
     for name, m in one.items():
         acc = m["accounting"]
@@ -109,14 +133,16 @@ def test_every_job_accounts_for_every_row_on_one_and_two_workers(root, capsys):
         if name == "cluster":
             assert acc["rows_in"] == documents and acc["rows_kept"] == documents
             continue
+        assert set(m["config"]) >= {"on_corrupt"} and m["config"]["on_corrupt"] == "skip"
         assert acc["rows_in"] == pool_rows, name
         rejected = {k: v for k, v in acc["rows_rejected"].items() if k in PLANTED}
         assert rejected == PLANTED, (name, acc["rows_rejected"])
         assert m["duplicate_ids"] == {"rows": DUPLICATES, "exact": True, "policy": "keep"}, name
         by_source = m.get("mixture", {}).get("by_source")
         if by_source:
-            assert by_source["faults.jsonl.gz"]["rows_in"] == 40 + DUPLICATES + sum(
-                PLANTED.values())
+            assert by_source["faults.jsonl.gz"]["rows_in"] == 40 + DUPLICATES + JSONL_FAULTS
+            assert by_source["corrupt.parquet"] == {"rows_in": 60, "rows_kept": 0,
+                                                    "tokens_kept": 0}
     for name in one:
         assert shard_hashes(out1 / name) == shard_hashes(out2 / name), name
         assert two[name]["accounting"] == one[name]["accounting"], name

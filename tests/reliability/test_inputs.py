@@ -14,7 +14,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from reliability.faults import balanced, demo_rows, independent_rows, manifest, sample_config
+from reliability.faults import (
+    balanced,
+    corrupt_page,
+    demo_rows,
+    independent_rows,
+    manifest,
+    sample_config,
+)
 
 from tamis.storage.manifest import verify
 
@@ -112,19 +119,9 @@ def test_a_nested_text_column_is_rejected_row_by_row(tmp_path, cli, pool, kind):
     assert "will be rejected as non_string_text" in err
 
 
-def _corrupt_page(path: Path) -> None:
-    """Overwrite bytes inside the first page of the text column of ``path`` (snappy), leaving
-    the footer whole: reading fails with 'Corrupt snappy compressed data'."""
-    column = pq.ParquetFile(path).metadata.row_group(0).column(1)
-    start = column.dictionary_page_offset or column.data_page_offset
-    data = bytearray(path.read_bytes())
-    data[start + 60:start + 400] = b"\xff" * 340
-    path.write_bytes(bytes(data))
-
-
 def test_a_corrupt_page_stops_with_the_file_and_row_group(tmp_path, cli, pool):
     pq.write_table(demo_rows(60, start=500), pool / "bad.parquet", compression="snappy")
-    _corrupt_page(pool / "bad.parquet")
+    corrupt_page(pool / "bad.parquet")
     code, _, err = cli("sample", sample_config(tmp_path, [pool]), "--workers", "1")
     assert code == 1
     line = err.strip().splitlines()[-1]
@@ -135,7 +132,7 @@ def test_a_corrupt_page_stops_with_the_file_and_row_group(tmp_path, cli, pool):
 
 def test_a_corrupt_page_is_rejected_as_unreadable_when_asked(tmp_path, cli, pool):
     pq.write_table(demo_rows(60, start=500), pool / "bad.parquet", compression="snappy")
-    _corrupt_page(pool / "bad.parquet")
+    corrupt_page(pool / "bad.parquet")
     m, err = _ok(tmp_path, cli, pool, on_corrupt="skip")
     assert m["accounting"]["rows_in"] == 300
     assert m["accounting"]["rows_rejected"] == {"unreadable": 60}
