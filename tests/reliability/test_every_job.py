@@ -175,7 +175,7 @@ def test_kernels_do_not_change_what_is_embedded_or_clustered(root, capsys):
 def _staged_shard(out: Path):
     staging = Path(staging_path(str(out)))
     return lambda: (staging / "data").is_dir() and any(
-        p.suffix == ".parquet" for p in (staging / "data").iterdir())
+        p.suffix == ".parquet" and not p.name.startswith(".") for p in (staging / "data").iterdir())
 
 
 def test_every_job_survives_a_kill_during_overwrite_and_reruns_to_the_same_bytes(root, capsys):

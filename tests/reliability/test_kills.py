@@ -52,7 +52,9 @@ def _exists(path: Path) -> Callable[[], bool]:
 
 
 def _any_shard(folder: Path) -> Callable[[], bool]:
-    return lambda: folder.is_dir() and any(p.suffix == ".parquet" for p in folder.iterdir())
+    """A finished shard: one renamed into place, not one still under its temporary name."""
+    return lambda: folder.is_dir() and any(
+        p.suffix == ".parquet" and not p.name.startswith(".") for p in folder.iterdir())
 
 
 def _points(out: Path) -> dict[str, Callable[[], bool]]:
