@@ -18,7 +18,7 @@ from tamis.runners.config import config_hash, load, to_dict
 from tamis.runners.jobs.base import Launch, Step
 from tamis.runners.jobs.cluster import ClusterConfig
 from tamis.storage import manifest as mf
-from tamis.storage.errors import CacheError
+from tamis.storage.cache import open_cache
 from tamis.storage.files import join
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def embed_and_cluster(config, data: dict, launch: Launch) -> Generator[Step, Non
     data = copy.deepcopy(data)
     settings = to_dict(config.embed)
     if config.embeddings is not None:  # specialists are embedded as the given pool cache was
-        made = _embedded_with(config.embeddings)
+        made = open_cache(config.embeddings).manifest["config"]
         settings = {k: made.get(k, v) for k, v in settings.items()}
     common = {"text_column": config.text_column, "id_column": config.id_column,
               "seed": config.seed, **settings}
@@ -77,17 +77,6 @@ def embed_and_cluster(config, data: dict, launch: Launch) -> Generator[Step, Non
         log.info("planned once the embeddings and clusters above exist")
         return None
     return data
-
-
-def _embedded_with(cache: str) -> dict:
-    try:
-        manifest = mf.load_manifest(cache)
-    except mf.VerifyError:
-        raise CacheError(f"{cache} is not an embedding cache: no manifest.json (run tamis "
-                         f"embed first)") from None
-    if manifest.get("job") != "embed":
-        raise CacheError(f"{cache} holds the output of '{manifest.get('job')}', not of embed")
-    return manifest["config"]
 
 
 def finished(folder: str, job: str) -> bool:

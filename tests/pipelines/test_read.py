@@ -56,3 +56,28 @@ def test_a_cache_without_shards_is_refused_when_the_stage_is_made():
                                 "outputs": {"shards": []}})
     with pytest.raises(CacheError, match="somewhere holds no shard"):
         ReadDocumentVectors(empty)
+
+
+def _census(batches, exact_limit=None, monkeypatch=None):
+    from tamis.pipelines import read
+
+    if exact_limit is not None:
+        monkeypatch.setattr(read, "CENSUS_EXACT", exact_limit)
+    fn = read.IdCensus()
+    halves = [fn.create_accumulator(), fn.create_accumulator()]
+    for i, batch in enumerate(batches):  # two workers, merged at the end
+        halves[i % 2] = fn.add_input(halves[i % 2], batch)
+    return fn.extract_output(fn.merge_accumulators(halves))
+
+
+def test_the_id_census_counts_copies_exactly_then_estimates(monkeypatch):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    distinct = rng.integers(0, 2**64, 20_000, dtype=np.uint64)  # hashes span all 64 bits
+    copies = distinct[:2_000]  # each seen twice, in other batches
+    batches = np.array_split(np.concatenate([distinct, copies, copies[:500]]), 37)
+    assert _census(batches) == {"rows": 22_500, "duplicate_rows": 2_500, "exact": True}
+    sketch = _census(batches, exact_limit=4096, monkeypatch=monkeypatch)
+    assert not sketch["exact"] and sketch["rows"] == 22_500
+    assert abs(sketch["duplicate_rows"] - 2_500) < 3 * 22_500 / 4096 ** 0.5  # its stated bound
