@@ -73,6 +73,7 @@ class EmbedSpec:
     lsi: LsiModel  # unfitted: its settings
     lsi_fit_sample: int  # documents the LSI model is fitted on, chosen by (seed, id)
     lsi_model: str | None  # a fitted LSI model to reuse
+    lsi_fit_also: InputPlan | None  # more text the LSI model is fitted on (up to fit_sample)
     progress_dir: str | None  # where workers count progress for the launcher; None: nowhere
 
     def settings(self) -> dict:
@@ -84,6 +85,8 @@ class EmbedSpec:
         if self.embedder == "lsi":
             out.update(dim=self.lsi.dim, max_features=self.lsi.max_features,
                        min_df=self.lsi.min_df, fit_sample=self.lsi_fit_sample)
+            if self.lsi_fit_also is not None:
+                out["fit_also"] = sorted(f.rel for f in self.lsi_fit_also.files)
         return out
 
     def effective_precision(self) -> str:
@@ -253,6 +256,10 @@ def _fit_lsi(sample: list, spec: EmbedSpec) -> str:
     return path
 
 
+def _concat_lists(lists) -> list:
+    return [item for part in lists for item in part]
+
+
 def _lsi_sample(table: pa.Table, spec: EmbedSpec, text_column: str):
     keys = row_keys(table.column("id").to_pylist(), spec.seed)
     texts = table.column(text_column).to_pylist()
@@ -271,12 +278,17 @@ def build(pipeline: beam.Pipeline, spec: EmbedSpec) -> None:
     elif spec.embedder == "lsi":
         # A read of its own: sharing the records with the embedding branch would make a
         # local runner hold the whole corpus until the fit is done.
-        model_ref = (
-            (pipeline | "ReadForFit" >> ReadRecords(plan))["records"]
-            | "SampleForFit" >> beam.FlatMap(_lsi_sample, spec, plan.text_column)
-            | "TopKeys" >> beam.combiners.Top.Smallest(spec.lsi_fit_sample)
-            | "FitLSI" >> beam.Map(_fit_lsi, spec)
-        )
+        sample = ((pipeline | "ReadForFit" >> ReadRecords(plan))["records"]
+                  | "SampleForFit" >> beam.FlatMap(_lsi_sample, spec, plan.text_column)
+                  | "TopKeys" >> beam.combiners.Top.Smallest(spec.lsi_fit_sample))
+        also = spec.lsi_fit_also
+        if also is not None:  # as many documents again from the other text, chosen alike
+            more = ((pipeline | "ReadAlsoForFit" >> ReadRecords(also))["records"]
+                    | "SampleAlsoForFit" >> beam.FlatMap(_lsi_sample, spec, also.text_column)
+                    | "TopAlsoKeys" >> beam.combiners.Top.Smallest(spec.lsi_fit_sample))
+            sample = ((sample, more) | "BothSamples" >> beam.Flatten()
+                      | "JoinSamples" >> beam.CombineGlobally(_concat_lists))
+        model_ref = sample | "FitLSI" >> beam.Map(_fit_lsi, spec)
     else:
         model_ref = pipeline | "ModelKey" >> beam.Create([spec.settings_hash()])
     key = beam.pvalue.AsSingleton(model_ref | "CacheKey" >> beam.Map(_cache_key, spec))

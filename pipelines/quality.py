@@ -1,12 +1,14 @@
-"""The ``quality`` job: train a quality classifier, score the pool, keep the top k%.
+"""The ``quality`` job: heuristic rules, a quality classifier, or both; keep the top k%.
 
-The classifier is the DCLM fastText model on text, or a logistic regression on the vectors of
-an embedding cache (``tamis embed`` on the pool and on the high-quality set).
+The classifier is the DCLM fastText model on text, a logistic regression on the text-quality
+signals (``features``) or on the vectors of an embedding cache (``embedding``), or a stacked
+``ensemble`` of them; rules are a named set of thresholds on the signals
+(:mod:`tamis.selectors.rules`), each drop named after the first rule failed.
 
 ReadPositives ─┐
 ReadForTrain ──┴► negatives (seed, id; optionally length-matched) ─► Train ─► model path
-ReadForThreshold ─► Score ─► histogram of scores on the grid ─► threshold (exact percentile)
-Read ─► Score ─► keep score >= threshold (or annotate only) ─► Write shards, manifest
+ReadForThreshold ─► Score ─► histogram of the scores of rows passing the rules ─► threshold
+Read ─► Score (signals, rules, model) ─► keep or drop with a reason ─► Write shards, manifest
 
 Every pass reads the inputs again instead of holding them. Scores are probabilities rounded to
 the grid of :mod:`tamis.selectors.precision`, so the percentile is exact from a histogram of
@@ -16,7 +18,6 @@ the grid of :mod:`tamis.selectors.precision`, so the percentile is exact from a 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,8 +25,14 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 
-from tamis.embeddings.classifiers import QualityHandler, save_classifier
-from tamis.embeddings.fasttext_quality import CC, HQ, FastTextQuality
+from tamis.embeddings.classifiers import (
+    INPUTS,
+    MODEL_FILES,
+    Ensemble,
+    QualityHandler,
+)
+from tamis.embeddings.fasttext_quality import FastTextQuality
+from tamis.pipelines import quality_train as train_items
 from tamis.pipelines.read import ReadDocumentVectors, ReadRecords
 from tamis.pipelines.tail import (
     Fate,
@@ -34,162 +41,99 @@ from tamis.pipelines.tail import (
     selected_schema,
     write_selection,
 )
+from tamis.selectors.features import FeatureLogistic
 from tamis.selectors.importance import uniforms
 from tamis.selectors.precision import STEP, quantize
-from tamis.selectors.quality import (
-    EmbeddingLogistic,
-    accuracy,
-    auc,
+from tamis.selectors.quality import EmbeddingLogistic
+from tamis.selectors.quality_report import (
     classifier_warnings,
     diagnostics,
-    holdout_mask,
-    length_matched,
     score_histogram,
     threshold_from_histogram,
 )
-from tamis.selectors.sampling import row_keys
+from tamis.selectors.rules import Rule, first_failure
+from tamis.selectors.signals import SIGNALS, signals
 from tamis.storage.cache import batch_vectors, open_cache
-from tamis.storage.errors import DataError
-from tamis.storage.files import filesystem, join, write_atomically
 from tamis.storage.inputs import InputPlan
 from tamis.storage.records import SRC
 
 SCORE = "quality_score"
-MODELS = {"fasttext": "models/quality.bin", "embedding": "models/quality.npz"}
+RULE = "quality_rule"
+SIGNAL_COLUMN = "quality_signals"
+SIGNALS_TYPE = pa.struct([pa.field(name, pa.float64()) for name in SIGNALS])
+#: The column a batch carries between scoring and filtering: signal values (float64 x n).
+_SIGNALS = "__signals"
+_FAILED = "__failed"
 
 
 @dataclass(frozen=True, kw_only=True)
 class QualitySpec(SelectionSpec):
-    classifier: str  # "fasttext" on text, or "embedding": logistic regression on vectors
-    positives: InputPlan | None  # fasttext: the high-quality text (None: a model is reused)
-    keep_top: float | None  # share of the pool to keep; None: use ``threshold``
+    classifier: str  # fasttext | features | embedding | ensemble | none (rules only)
+    members: tuple[str, ...]  # the ensemble's members (else the classifier alone)
+    positives: InputPlan | None  # the high-quality text (None: vectors only, or a reused model)
+    rules: tuple[Rule, ...]  # the rules applied before the classifier (empty: none)
+    rule_set: str | None
+    language: str
+    signal_columns: bool  # write the signals and the first failed rule as columns
+    keep_top: float | None  # share of the rows passing the rules to keep; None: ``threshold``
     threshold: float | None
     negatives: int  # negatives sampled from the pool
     length_match: bool
     annotate_only: bool
     holdout: float
-    fasttext: FastTextQuality  # unfitted: its settings
-    logistic: EmbeddingLogistic  # unfitted: its settings
-    stats_rate: float  # share of rows (by (seed, id)) in the score-length diagnostics
+    folds: int  # the ensemble's out-of-fold folds
+    fasttext: FastTextQuality  # unfitted: their settings
+    logistic: EmbeddingLogistic
+    features: FeatureLogistic
+    stats_rate: float  # share of rows (by (seed, id)) in the diagnostics
     model_path: str | None  # a model an earlier quality job trained: train nothing
     pool_cache: str | None  # embedding: the pool's cache and the positives'
     positive_cache: str | None
     cache_shards: Mapping[tuple[str, int], str]  # (input file, first row) → cache shard
+    embedding: Mapping | None  # the caches' model, recorded in the saved classifier
 
-    def model(self) -> FastTextQuality | EmbeddingLogistic:
+    @property
+    def scores(self) -> bool:
+        return self.classifier != "none"
+
+    @property
+    def needs_text(self) -> bool:
+        return any(INPUTS[m] == "text" for m in self.members)
+
+    @property
+    def needs_vectors(self) -> bool:
+        return any(INPUTS[m] == "vectors" for m in self.members)
+
+    @property
+    def needs_signals(self) -> bool:
+        return bool(self.rules) or self.signal_columns or "features" in self.members
+
+    def member(self, name: str):
+        return copy.deepcopy({"fasttext": self.fasttext, "embedding": self.logistic,
+                              "features": self.features}[name])
+
+    def model(self):
         """A fresh, unfitted classifier with these settings."""
-        return copy.deepcopy(self.logistic if self.classifier == "embedding" else self.fasttext)
+        if self.classifier == "ensemble":
+            return Ensemble({m: self.member(m) for m in self.members}, self.folds, self.seed)
+        return self.member(self.classifier)
 
     @property
     def model_file(self) -> str:
-        return MODELS[self.classifier]
+        return MODEL_FILES[self.classifier]
 
 
-def output_schema(plan: InputPlan) -> pa.Schema:
-    return selected_schema(plan, pa.field(SCORE, pa.float64()))
-
-
-def _texts(table: pa.Table, column: str, seed: int):
-    """``(key, id, text)`` per row: what fastText trains on."""
-    keys = row_keys(table.column("id").to_pylist(), seed).tolist()
-    yield from zip(keys, table.column("id").to_pylist(), table.column(column).to_pylist(),
-                   strict=True)
-
-
-def _vectors(item, seed: int):
-    """``(key, id, model tokens, vector bytes)`` per document of a cache shard."""
-    _, ids, vectors, tokens = item
-    yield from zip(row_keys(ids, seed).tolist(), ids, tokens.tolist(),
-                   [v.tobytes() for v in vectors], strict=True)
-
-
-def _length(item) -> float:
-    """Characters of a text, or model tokens of a cached document."""
-    return len(item[2]) if isinstance(item[2], str) else item[2]
-
-
-def _features(items: list, mask: np.ndarray):
-    """What the classifier reads, for the items where ``mask`` holds."""
-    chosen = [item for item, m in zip(items, mask, strict=True) if m]
-    if chosen and isinstance(chosen[0][2], str):
-        return [item[2] for item in chosen]
-    return np.stack([np.frombuffer(item[3], np.float32) for item in chosen]) if chosen else []
-
-
-def _train(candidates: list, positives: list, spec: QualitySpec) -> dict:
-    """Choose the negatives, measure held-out accuracy, train on everything, save."""
-    positives = sorted(positives)
-    candidates = sorted(candidates)
-    n = spec.negatives or len(positives)
-    if spec.length_match and positives and candidates:
-        pick = length_matched(np.array([_length(p) for p in positives]),
-                              np.array([_length(c) for c in candidates]),
-                              [c[1] for c in candidates], n, spec.seed)
-        negatives = [candidates[i] for i in pick]
-    else:
-        negatives = candidates[:n]
-    if not positives or not negatives:
-        raise DataError(f"quality needs positives and negatives, got {len(positives)} and "
-                        f"{len(negatives)} (after rejecting empty and invalid texts)")
-    held_p = holdout_mask([p[1] for p in positives], spec.holdout, spec.seed)
-    held_n = holdout_mask([c[1] for c in negatives], spec.holdout, spec.seed)
-    every_p, every_n = np.ones(len(positives), bool), np.ones(len(negatives), bool)
-    trial = spec.model().fit(_features(positives, ~held_p), _features(negatives, ~held_n))
-    labels = np.r_[np.ones(int(held_p.sum())), np.zeros(int(held_n.sum()))]
-    held = _features(positives + negatives, np.r_[held_p, held_n])
-    held_scores = trial.score(held) if len(held) else np.zeros(0)
-    held_accuracy = accuracy(held_scores, labels) if len(held) else None
-    held_auc = auc(held_scores, labels) if len(held) else None
-    model = spec.model().fit(_features(positives, every_p), _features(negatives, every_n))
-    path = join(spec.out_dir, spec.model_file)
-    save_classifier(model, path)
-    about = {"classifier": spec.classifier, "heldout_accuracy": held_accuracy,
-             "heldout_auc": held_auc, "heldout_positives": int(held_p.sum()),
-             "heldout_negatives": int(held_n.sum()),
-             "holdout": spec.holdout, "heldout_documents": int(len(labels)),
-             "positives": len(positives), "negatives": len(negatives),
-             "length_match": spec.length_match, "seed": spec.seed}
-    if spec.classifier == "fasttext":
-        ft = spec.fasttext
-        about["fasttext"] = {"lr": ft.lr, "dim": ft.dim, "epoch": ft.epoch,
-                             "word_ngrams": ft.word_ngrams, "labels": [HQ, CC]}
-    else:
-        about["logistic"] = {"C": model.C_, "Cs": list(spec.logistic.Cs)}
-    text = json.dumps(about, indent=1).encode()
-    write_atomically(_description(path), lambda f: f.write(text))
-    return {"path": path, "heldout_accuracy": held_accuracy, "heldout_auc": held_auc,
-            "heldout_positives": int(held_p.sum()), "heldout_negatives": int(held_n.sum()),
-            "positives": len(positives),
-            "negatives": len(negatives),
-            "hq_scores": quantize(model.score(_features(positives, every_p))).tolist(),
-            "negative_mean_length": float(np.mean([_length(c) for c in negatives]))}
-
-
-def _description(model_path: str) -> str:
-    """``models/quality.json`` beside ``models/quality.bin`` or ``.npz``."""
-    return model_path.rsplit(".", 1)[0] + ".json"
-
-
-def _reuse(spec: QualitySpec) -> dict:
-    """A trained model from an earlier run, with the figures its description gives."""
-    about = {}
-    fs, inner = filesystem(_description(spec.model_path))
-    try:
-        with fs.open_input_stream(inner) as f:
-            about = json.loads(f.read())
-    except (FileNotFoundError, OSError, ValueError):
-        pass
-    return {"path": spec.model_path, "heldout_accuracy": about.get("heldout_accuracy"),
-            "heldout_auc": about.get("heldout_auc"), "reused": True,
-            "heldout_positives": about.get("heldout_positives", 0),
-            "heldout_negatives": about.get("heldout_negatives", 0),
-            "positives": about.get("positives", 0), "negatives": about.get("negatives", 0),
-            "hq_scores": [], "negative_mean_length": float("nan")}
+def output_schema(spec: QualitySpec) -> pa.Schema:
+    extra = [pa.field(SCORE, pa.float64())] if spec.scores else []
+    if spec.signal_columns:
+        extra += [pa.field(RULE, pa.string()), pa.field(SIGNAL_COLUMN, SIGNALS_TYPE)]
+    return selected_schema(spec.inputs, *extra)
 
 
 class _Score(beam.DoFn):
-    """Adds ``quality_score`` to a batch: fastText on its text, or the logistic regression on
-    its vectors from the pool's cache (rows without a vector are rejected, ``no_embedding``)."""
+    """Adds to a batch its signals and first failed rule (when rules or signal columns ask
+    for them) and ``quality_score``: from its text, its vectors in the pool's cache (rows
+    without one are rejected, ``no_embedding``), or both."""
 
     def __init__(self, plan: InputPlan, spec: QualitySpec) -> None:
         self._plan, self._spec = plan, spec
@@ -197,28 +141,49 @@ class _Score(beam.DoFn):
     def setup(self) -> None:
         self._handler, self._model = None, None
 
-    def process(self, table: pa.Table, trained: dict):
-        if self._handler is None or trained["path"] != self._handler.path:
-            # the model is known once trained: loaded on the first batch, once per worker
-            self._handler = QualityHandler(trained["path"])
-            self._model = self._handler.load_model()
-        if self._spec.classifier == "fasttext":
-            texts = table.column(self._plan.text_column).to_pylist()
-            scores = quantize(self._handler.run_inference([texts], self._model)[0])
-        else:
+    def process(self, table: pa.Table, trained: dict | None = None):
+        spec = self._spec
+        examples = {}
+        if spec.scores and spec.needs_vectors:
             src = int(table.column(SRC)[0].as_py())
             table, vectors, _, missing = batch_vectors(
-                table, self._plan.files[src].rel, self._spec.cache_shards)
+                table, self._plan.files[src].rel, spec.cache_shards)
             if missing is not None:
                 yield beam.pvalue.TaggedOutput("rejects", (src, missing))
             if not table.num_rows:
                 return
-            scores = quantize(self._handler.run_inference([vectors], self._model)[0])
-        yield table.append_column(SCORE, pa.array(scores, pa.float64()))
+            examples["vectors"] = vectors
+        texts = table.column(self._plan.text_column).to_pylist()
+        examples["text"] = texts
+        if spec.needs_signals:
+            values = signals(texts, spec.language)
+            examples["signals"] = values
+            failed = first_failure(spec.rules, values) if spec.rules else \
+                np.full(len(texts), -1)
+            table = table.append_column(_FAILED, pa.array(failed, pa.int64()))
+            table = table.append_column(_SIGNALS, pa.FixedSizeListArray.from_arrays(
+                pa.array(np.stack([values[n] for n in SIGNALS], 1).ravel()), len(SIGNALS)))
+        if spec.scores:
+            if self._handler is None or trained["path"] != self._handler.path:
+                # the model is known once trained: loaded on the first batch, once per worker
+                self._handler = QualityHandler(trained["path"])
+                self._model = self._handler.load_model()
+            if isinstance(self._model, FeatureLogistic):  # the signals are computed already
+                example = examples["signals"]
+            elif isinstance(self._model, Ensemble):
+                example = examples
+            else:
+                example = examples[INPUTS[spec.classifier]]
+            scores = quantize(self._handler.run_inference([example], self._model)[0])
+            table = table.append_column(SCORE, pa.array(scores, pa.float64()))
+        yield table
 
 
 def _histogram(table: pa.Table) -> np.ndarray:
-    return score_histogram(table.column(SCORE).to_numpy())
+    scores = table.column(SCORE).to_numpy()
+    if _FAILED in table.column_names:
+        scores = scores[table.column(_FAILED).to_numpy() < 0]
+    return score_histogram(scores)
 
 
 def _threshold(counts, spec: QualitySpec) -> float:
@@ -237,47 +202,93 @@ class _Filter(beam.DoFn):
     def setup(self) -> None:
         self._tail.setup()
 
-    def process(self, table: pa.Table, threshold: float):
-        scores = table.column(SCORE).to_numpy()
-        tokens = table.column("n_tokens").to_numpy()
-        keep = (np.ones(len(scores), bool) if self._spec.annotate_only
-                else scores >= quantize(threshold))
+    def process(self, table: pa.Table, threshold: float | None):
+        spec = self._spec
+        n = table.num_rows
+        failed = (table.column(_FAILED).to_numpy() if _FAILED in table.column_names
+                  else np.full(n, -1))
+        values = (table.column(_SIGNALS).combine_chunks().flatten().to_numpy()
+                  .reshape(n, len(SIGNALS)) if _SIGNALS in table.column_names else None)
+        scores = table.column(SCORE).to_numpy() if spec.scores else np.full(n, np.nan)
+        passed = failed < 0
+        if spec.annotate_only:
+            keep = np.ones(n, bool)
+            drops = {}
+        else:
+            high = scores >= quantize(threshold) if spec.scores else np.ones(n, bool)
+            keep = passed & high
+            drops = {rule.name: failed == i for i, rule in enumerate(spec.rules)}
+            if spec.scores:
+                drops["below_quality_threshold"] = passed & ~high
         ids = table.column("id").to_pylist()
-        sampled = uniforms(ids, self._spec.seed + 1) < self._spec.stats_rate
-        yield beam.pvalue.TaggedOutput("stats", (scores[sampled].tolist(),
-                                                 tokens[sampled].tolist()))
-        yield from self._tail.emit(table, Fate(keep, {"below_quality_threshold": ~keep}))
+        sampled = uniforms(ids, spec.seed + 1) < spec.stats_rate
+        yield beam.pvalue.TaggedOutput("stats", (
+            scores[sampled].tolist(), table.column("n_tokens").to_numpy()[sampled].tolist(),
+            None if values is None else values[sampled].tolist(), keep[sampled].tolist()))
+        columns = {}
+        kept = table
+        if spec.signal_columns:
+            names = [None if f < 0 else spec.rules[f].name for f in failed[keep]]
+            columns[RULE] = pa.array(names, pa.string())
+            columns[SIGNAL_COLUMN] = pa.StructArray.from_arrays(
+                [pa.array(values[keep][:, j]) for j in range(len(SIGNALS))],
+                fields=list(SIGNALS_TYPE))
+        helpers = [c for c in (_FAILED, _SIGNALS) if c in kept.column_names]
+        kept = kept.drop_columns(helpers)
+        yield from self._tail.emit(kept, Fate(keep, drops, columns=columns))
 
 
-def _training_sets(pipeline: beam.Pipeline, plan: InputPlan, positives: InputPlan | None,
-                   spec: QualitySpec):
-    """``(pool candidates, positives)`` as ``(key, id, …)`` items, both small."""
+def _training_sets(pipeline: beam.Pipeline, plan: InputPlan, spec: QualitySpec) -> dict:
+    """The pool's candidate negatives and the positives, as text items, vector items or both
+    (each small: the candidates are the smallest keys)."""
+    positives = spec.positives
     wanted = (spec.negatives or (positives.rows if positives else 0) or 1000) * (
         5 if spec.length_match else 1)
-    if spec.classifier == "fasttext":
-        pool = ((pipeline | "ReadForTrain" >> ReadRecords(plan))["records"]
-                | "PoolItems" >> beam.FlatMap(_texts, plan.text_column, spec.seed))
-        hq = ((pipeline | "ReadPositives" >> ReadRecords(positives))["records"]
-              | "PositiveItems" >> beam.FlatMap(_texts, positives.text_column, spec.seed))
-    else:
-        pool = (pipeline | "ReadForTrain" >> ReadDocumentVectors(open_cache(spec.pool_cache))
-                | "PoolItems" >> beam.FlatMap(_vectors, spec.seed))
-        hq = (pipeline | "ReadPositives" >> ReadDocumentVectors(open_cache(spec.positive_cache))
-              | "PositiveItems" >> beam.FlatMap(_vectors, spec.seed))
-    return (pool | "SampleNegatives" >> beam.combiners.Top.Smallest(wanted),
-            hq | "CollectPositives" >> beam.combiners.ToList())
+    sets = {}
+    if spec.needs_text:
+        sets["pool"] = ((pipeline | "ReadForTrain" >> ReadRecords(plan))["records"]
+                        | "PoolItems" >> beam.FlatMap(train_items.texts, plan.text_column,
+                                                      spec.seed)
+                        | "SampleNegatives" >> beam.combiners.Top.Smallest(wanted))
+        sets["hq"] = ((pipeline | "ReadPositives" >> ReadRecords(positives))["records"]
+                      | "PositiveItems" >> beam.FlatMap(train_items.texts, positives.text_column,
+                                                        spec.seed)
+                      | "CollectPositives" >> beam.combiners.ToList())
+    if spec.needs_vectors:
+        sets["pool_vectors"] = (
+            pipeline | "ReadVectorsForTrain" >> ReadDocumentVectors(open_cache(spec.pool_cache))
+            | "PoolVectorItems" >> beam.FlatMap(train_items.vectors, spec.seed)
+            | "SampleNegativeVectors" >> beam.combiners.Top.Smallest(wanted))
+        sets["hq_vectors"] = (
+            pipeline
+            | "ReadPositiveVectors" >> ReadDocumentVectors(open_cache(spec.positive_cache))
+            | "PositiveVectorItems" >> beam.FlatMap(train_items.vectors, spec.seed)
+            | "CollectPositiveVectors" >> beam.combiners.ToList())
+    return sets
 
 
 def build(pipeline: beam.Pipeline, spec: QualitySpec) -> None:
-    plan, positives = spec.inputs, spec.positives
-    if spec.model_path:
-        trained = pipeline | "Model" >> beam.Create([_reuse(spec)])
+    plan = spec.inputs
+    if not spec.scores:
+        trained = pipeline | "Model" >> beam.Create([{}])
+    elif spec.model_path:
+        trained = pipeline | "Model" >> beam.Create([train_items.reuse(spec)])
     else:
-        candidates, hq = _training_sets(pipeline, plan, positives, spec)
-        trained = candidates | "Train" >> beam.Map(_train, beam.pvalue.AsSingleton(hq), spec)
+        sets = _training_sets(pipeline, plan, spec)
+        first = "pool" if "pool" in sets else "pool_vectors"
+        others = {name: beam.pvalue.AsSingleton(sets[name]) for name in sets if name != first}
+        if first == "pool":
+            trained = sets["pool"] | "Train" >> beam.Map(
+                lambda pool, hq, spec, **vec: train_items.train(pool, hq, spec, **vec),
+                others.pop("hq"), spec, **others)
+        else:
+            trained = sets["pool_vectors"] | "Train" >> beam.Map(
+                lambda pool_vectors, hq_vectors, spec: train_items.train(
+                    None, None, spec, pool_vectors, hq_vectors),
+                others["hq_vectors"], spec)
     model = beam.pvalue.AsSingleton(trained)
-    if spec.threshold is not None or spec.annotate_only:  # no pass to find a percentile
-        threshold = pipeline | "Threshold" >> beam.Create([spec.threshold or 0.0])
+    if not spec.scores or spec.threshold is not None or spec.annotate_only:
+        threshold = pipeline | "Threshold" >> beam.Create([spec.threshold])
     else:
         threshold = (((pipeline | "ReadForThreshold" >> ReadRecords(plan))["records"]
                       | "ScoreForThreshold" >> beam.ParDo(_Score(plan, spec), model)
@@ -291,9 +302,22 @@ def build(pipeline: beam.Pipeline, spec: QualitySpec) -> None:
     filtered = (scored.scored
                 | "Filter" >> beam.ParDo(_Filter(spec), beam.pvalue.AsSingleton(threshold))
                 .with_outputs("tally", "stats", main="kept"))
-    write_selection(pipeline, spec, output_schema(plan), filtered, read["rows_in"],
+    write_selection(pipeline, spec, output_schema(spec), filtered, read["rows_in"],
                     [read["rejects"], scored.rejects], _Finish(spec), stats=filtered.stats,
                     trained=trained, threshold=threshold)
+
+
+def _signal_summary(values: np.ndarray, keep: np.ndarray) -> dict:
+    """Quartiles and deciles of each signal among sampled kept and dropped rows."""
+    out = {}
+    for j, name in enumerate(SIGNALS):
+        entry = {}
+        for label, mask in (("kept", keep), ("dropped", ~keep)):
+            if mask.any():
+                q = np.quantile(values[mask, j], [0.1, 0.25, 0.5, 0.75, 0.9])
+                entry[label] = [round(float(v), 4) for v in q]
+        out[name] = entry
+    return out
 
 
 class _Finish:
@@ -301,26 +325,49 @@ class _Finish:
         self.spec = spec
 
     def __call__(self, base: dict, stats, trained, threshold) -> dict:
+        spec = self.spec
         trained, threshold = trained[0], threshold[0]
-        scores = np.concatenate([np.asarray(s, float) for s, _ in stats]) if stats else []
-        lengths = np.concatenate([np.asarray(n, float) for _, n in stats]) if stats else []
-        report = diagnostics(scores, lengths, np.asarray(trained["hq_scores"]), threshold)
-        base["selector"].update({
-            "method": "quality", "classifier": self.spec.classifier,
-            "keep_top": self.spec.keep_top,
-            "threshold": threshold, "score_step": STEP,
-            "annotate_only": self.spec.annotate_only, "length_match": self.spec.length_match,
-            "positives": trained["positives"], "negatives": trained["negatives"],
-            "heldout_accuracy": trained["heldout_accuracy"],
-            "heldout_auc": trained["heldout_auc"],
-            "negative_mean_length": None if np.isnan(trained["negative_mean_length"])
-            else round(trained["negative_mean_length"], 1),
-            "length_unit": "characters" if self.spec.classifier == "fasttext"
-            else "model tokens",
-            "model": self.spec.model_path or self.spec.model_file, **report})
-        keep = None if self.spec.annotate_only else self.spec.keep_top
-        measured = not trained.get("reused") or trained["heldout_positives"]
-        base["warnings"] += classifier_warnings(
-            trained["heldout_auc"], trained["heldout_positives"] if measured else None,
-            trained["heldout_negatives"], scores, keep, report["pool_pass_share"])
+        scores = np.concatenate([np.asarray(s[0], float) for s in stats]) if stats else []
+        lengths = np.concatenate([np.asarray(s[1], float) for s in stats]) if stats else []
+        keep = (np.concatenate([np.asarray(s[3], bool) for s in stats]) if stats
+                else np.zeros(0, bool))
+        selector = {"method": "quality", "classifier": spec.classifier,
+                    "annotate_only": spec.annotate_only,
+                    "rules": None if not spec.rules else {
+                        "set": spec.rule_set, "language": spec.language,
+                        "rules": {r.name: r.describe() for r in spec.rules}}}
+        if spec.scores:
+            cut = None if spec.annotate_only else threshold
+            report = diagnostics(scores, lengths, np.asarray(trained["hq_scores"]),
+                                 0.0 if cut is None else cut)
+            if cut is None:  # nothing was cut: no threshold, nothing passed or failed it
+                report.update(threshold=None, hq_pass_share=None, pool_pass_share=None)
+            elif not trained["hq_scores"]:
+                report["hq_pass_share"] = None
+            selector.update({
+                "keep_top": None if spec.annotate_only else spec.keep_top,
+                "keep_top_of": "rows passing the rules" if spec.rules else "rows scored",
+                "score_step": STEP, "length_match": spec.length_match,
+                "positives": trained["positives"], "negatives": trained["negatives"],
+                "heldout_accuracy": trained["heldout_accuracy"],
+                "heldout_auc": trained["heldout_auc"],
+                "heldout_auc_by_member": trained.get("heldout_auc_by_member"),
+                "settings": trained.get("settings"),
+                "negative_mean_length": None if np.isnan(trained["negative_mean_length"])
+                else round(trained["negative_mean_length"], 1),
+                "length_unit": "characters" if spec.needs_text else "model tokens",
+                "model": spec.model_path or spec.model_file, **report})
+        if spec.rules and trained.get("hq_rule_pass") is not None:
+            passing = np.asarray(trained["hq_rule_pass"], bool)
+            selector["hq_rule_pass_share"] = float(passing.mean()) if passing.size else None
+        values = [np.asarray(s[2], float) for s in stats if s[2] is not None and len(s[2])]
+        if values:
+            selector["signals"] = _signal_summary(np.concatenate(values), keep)
+        base["selector"].update(selector)
+        if spec.scores:
+            cut_keep = None if spec.annotate_only else spec.keep_top
+            measured = not trained.get("reused") or trained["heldout_positives"]
+            base["warnings"] += classifier_warnings(
+                trained["heldout_auc"], trained["heldout_positives"] if measured else None,
+                trained["heldout_negatives"], scores, cut_keep, selector["pool_pass_share"])
         return base

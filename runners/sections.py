@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from tamis.embeddings.fasttext_quality import FastTextQuality
+from tamis.embeddings.fasttext_quality import MIN_MATRIX_BYTES, FastTextQuality
 from tamis.embeddings.lsi import LsiModel
 from tamis.embeddings.sentence import DEFAULT_MODEL
 from tamis.runners.config import ONE_OF, defaults_of, key
 from tamis.selectors.clusters import MAX_LEVELS, HierarchicalKMeans
+from tamis.selectors.features import FeatureLogistic
 from tamis.selectors.quality import EmbeddingLogistic
+from tamis.selectors.rules import RULE_SETS, Rule, ruleset
 from tamis.storage.errors import ConfigError
 from tamis.storage.inputs import InputPlan, plan_inputs
 
@@ -25,6 +27,7 @@ _TREE = defaults_of(HierarchicalKMeans)
 _LSI = defaults_of(LsiModel)
 _FASTTEXT = defaults_of(FastTextQuality)
 _LOGISTIC = defaults_of(EmbeddingLogistic)
+_FEATURES = defaults_of(FeatureLogistic)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +145,8 @@ class LsiSection:
     min_df: int = key(_LSI["min_df"], "a term must be in this many sample documents")
     fit_sample: int = key(20_000, "documents the model is fitted on, chosen by (seed, id)")
     model: str | None = key(None, "an lsi-*.npz an earlier embed fitted: reuse it, fit nothing")
+    fit_also: tuple[str, ...] = key((), "more text fitted on beside the inputs (up to "
+                                        "fit_sample documents of it): quality's positives")
 
     def check(self) -> None:
         for name in ("dim", "max_features", "min_df", "fit_sample"):
@@ -221,26 +226,110 @@ def check_weights(specialists: tuple[Specialist, ...]) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class FastTextSection:
-    """fastText settings; the defaults are DCLM's (fastText's own, with word bigrams)."""
+    """fastText settings: DCLM's (fastText's own, with word bigrams), but with the epochs and
+    learning rate chosen on a held-out part of the training data unless given."""
 
     lr: float = key(_FASTTEXT["lr"], "learning rate")
     dim: int = key(_FASTTEXT["dim"], "dimensions")
-    epoch: int = key(_FASTTEXT["epoch"], "passes over the training set")
+    epoch: int | Literal["auto"] = key(_FASTTEXT["epoch"], "passes over the training set, or "
+                                                           "`auto`: chosen on held-out data")
     word_ngrams: int = key(_FASTTEXT["word_ngrams"], "word n-grams")
+    bucket: int = key(_FASTTEXT["bucket"], "hashed n-gram buckets (the model holds "
+                                           "bucket × dim floats: 2M × 100 is 800 MB)")
+
+    def check(self) -> None:
+        if self.epoch != "auto" and self.epoch < 1:
+            raise ConfigError(f"'fasttext.epoch' must be >= 1 or auto, got {self.epoch}")
+        if self.lr <= 0:
+            raise ConfigError(f"'fasttext.lr' must be > 0, got {self.lr}")
+        if self.bucket < 1 or self.dim < 1 or self.word_ngrams < 1:
+            raise ConfigError("'fasttext.bucket', 'dim' and 'word_ngrams' must be >= 1")
+        least = -(-MIN_MATRIX_BYTES // (4 * self.dim))
+        if self.word_ngrams > 1 and self.bucket < least:
+            raise ConfigError(f"'fasttext.bucket' must be >= {least:,} at dim {self.dim}: "
+                              f"fastText leaves a smaller matrix partly uninitialised, and "
+                              f"its models then differ from run to run")
 
     def model(self, seed: int) -> FastTextQuality:
-        return FastTextQuality(self.lr, self.dim, self.epoch, self.word_ngrams, seed=seed)
+        return FastTextQuality(self.lr, self.dim, self.epoch, self.word_ngrams, seed=seed,
+                               bucket=self.bucket)
+
+
+def _check_Cs(name: str, Cs: Sequence[float]) -> None:
+    if not Cs or any(c <= 0 for c in Cs):
+        raise ConfigError(f"'{name}.Cs' must be positive numbers, got {Cs}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class LogisticSection:
-    """The embedding classifier: L2 logistic regression, ``C`` chosen by held-out accuracy."""
+    """The embedding classifier: L2 logistic regression on standardised vectors, ``C`` chosen
+    by cross-validated log-loss (one value: that ``C``, no search)."""
 
     Cs: tuple[float, ...] = key(_LOGISTIC["Cs"], "the inverse regularisation strengths tried")
 
     def check(self) -> None:
-        if not self.Cs or any(c <= 0 for c in self.Cs):
-            raise ConfigError(f"'logistic.Cs' must be positive numbers, got {self.Cs}")
+        _check_Cs("logistic", self.Cs)
 
     def model(self, seed: int) -> EmbeddingLogistic:
         return EmbeddingLogistic(self.Cs, seed=seed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeaturesSection:
+    """The signals classifier: the same logistic regression on the text-quality signals."""
+
+    Cs: tuple[float, ...] = key(_FEATURES["Cs"], "the inverse regularisation strengths tried")
+
+    def check(self) -> None:
+        _check_Cs("features", self.Cs)
+
+    def model(self, seed: int, language: str) -> FeatureLogistic:
+        return FeatureLogistic(self.Cs, seed=seed, language=language)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnsembleSection:
+    """The stacked ensemble: members scored out of fold, combined by a logistic regression."""
+
+    members: tuple[Literal["fasttext", "features", "embedding"], ...] = key(
+        ("fasttext", "features", "embedding"), "the classifiers stacked")
+    folds: int = key(3, "out-of-fold folds the combination is learned from")
+
+    def check(self) -> None:
+        if len(set(self.members)) != len(self.members) or len(self.members) < 2:
+            raise ConfigError(f"'ensemble.members' must name at least two different "
+                              f"classifiers, got {list(self.members)}")
+        if self.folds < 2:
+            raise ConfigError(f"'ensemble.folds' must be >= 2, got {self.folds}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RulesSection:
+    """Heuristic rules on the text-quality signals (Gopher, FineWeb, FineWeb-2)."""
+
+    set: str | None = key(None, f"a rule set ({', '.join(RULE_SETS)}); none: no rules")
+    language: str = key("en", "the texts' language: its stop words and rule overrides")
+    limits: Any = key(None, "`{rule: limit}`: a rule's threshold changed, or null: turned off")
+
+    def check(self) -> None:
+        if self.set is None:
+            if self.limits:
+                raise ConfigError("'rules.limits' needs 'rules.set'")
+            return
+        if self.limits is not None and not isinstance(self.limits, dict):
+            raise ConfigError(f"'rules.limits' must map rule names to numbers or null, got "
+                              f"{self.limits!r}")
+        for name, value in (self.limits or {}).items():
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, int | float)):
+                raise ConfigError(f"'rules.limits.{name}' must be a number or null, got "
+                                  f"{value!r}")
+        try:
+            self.rules()
+        except ValueError as exc:
+            raise ConfigError(f"'rules': {exc}") from None
+
+    def rules(self) -> tuple[Rule, ...]:
+        if self.set is None:
+            return ()
+        return ruleset(self.set, self.language, self.limits)

@@ -52,8 +52,7 @@ from itertools import chain, compress, repeat
 
 import numpy as np
 
-TOP_NGRAMS = (2, 3, 4)
-DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
+from tamis.selectors.ngrams import _P, DUP_NGRAMS, TOP_NGRAMS, _mix, _ratio, ngram_fractions
 
 SIGNALS: tuple[str, ...] = (
     "n_words", "n_chars", "mean_word_length", "symbol_word_ratio", "alpha_word_share",
@@ -79,7 +78,6 @@ _PARAGRAPH = re.compile(r"\n[ \t\r\f\v]*\n")
 _ALPHA, _UPPER, _DIGIT, _CJK, _MARK, _SPACE, _EDGE_BIT = 1, 2, 4, 8, 16, 32, 64
 #: Texts are hashed in chunks of at most this many characters (a longer text alone).
 CHUNK = 1 << 21
-_P = 0x100000001B3  # odd: invertible modulo 2**64
 _P_INVERSE = pow(_P, -1, 1 << 64)
 
 
@@ -125,13 +123,6 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     inverse = np.full(n, _P_INVERSE, dtype=np.uint64)
     inverse[0] = 1
     return np.cumprod(steps, dtype=np.uint64), np.cumprod(inverse, dtype=np.uint64)
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every bit of the input moves every bit of the output."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 def _word_hash(codes: Sequence[int]) -> int:
@@ -202,11 +193,6 @@ def signals(texts: Sequence[str], language: str = "en") -> dict[str, np.ndarray]
 def matrix(values: dict[str, np.ndarray], names: Sequence[str] = SIGNALS) -> np.ndarray:
     """The signals as an ``(n, len(names))`` float64 matrix."""
     return np.stack([values[name] for name in names], axis=1)
-
-
-def _ratio(a, b) -> np.ndarray:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return np.divide(a, b, out=np.zeros_like(a), where=b > 0)
 
 
 def _characters(texts: Sequence[str], out: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -331,7 +317,7 @@ def _words(codes: np.ndarray, bits: np.ndarray, lengths: np.ndarray, language: s
     if not len(begins):
         for name in ("alpha_word_share", "stop_words", "stop_word_ratio"):
             out[name] = np.zeros(n_texts)
-        _ngrams(np.zeros(0, np.uint64), doc, counts, chars, word_chars, out)
+        ngram_fractions(np.zeros(0, np.uint64), doc, counts, chars, word_chars, out)
         return
     alpha = np.add.reduceat((bits & _ALPHA).astype(np.int64), begins) > 0
     # the core of each word: from its first to its last character that is not punctuation
@@ -357,70 +343,4 @@ def _words(codes: np.ndarray, bits: np.ndarray, lengths: np.ndarray, language: s
     out["stop_words"] = np.bincount(doc, weights=np.isin(h, core), minlength=n_texts)
     out["stop_word_ratio"] = _ratio(np.bincount(doc, weights=np.isin(h, stops),
                                                 minlength=n_texts), counts)
-    _ngrams(h, doc, counts, chars, word_chars, out)
-
-
-def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each key, its group (equal keys); for each group, its first index and its size."""
-    order = np.argsort(keys)
-    ordered = keys[order]
-    new = np.empty(len(keys), dtype=bool)
-    new[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    bounds = np.flatnonzero(new)
-    group = np.empty(len(keys), dtype=np.int64)
-    group[order] = np.cumsum(new) - 1
-    first = np.minimum.reduceat(order, bounds)
-    sizes = np.diff(np.r_[bounds, len(keys)])
-    return group, first, sizes
-
-
-def _ngrams(words: np.ndarray, doc: np.ndarray, counts: np.ndarray, chars: np.ndarray,
-            word_chars: np.ndarray, out: dict) -> None:
-    """Top and duplicated n-gram character fractions, by one sort per n over the batch.
-
-    ``gram[p]`` is a 64-bit hash of the text and the (n-1)-gram starting at word ``p``, kept
-    only where that (n-1)-gram repeats in its text: an n-gram can repeat only where its
-    prefix does, so each n sorts fewer keys than the last."""
-    total = len(words)
-    n_texts = len(counts)
-    if not total:
-        return
-    starts = np.cumsum(counts) - counts
-    position = np.arange(total) - starts[doc]  # index of each word within its text
-    prefix = np.concatenate([[0], np.cumsum(chars)])
-    step = np.uint64(_P)
-    gram = _mix(words ^ _mix(doc.astype(np.uint64) + np.uint64(0x632BE59BD9B4E019)))
-    group, _, seen = _groups(gram)
-    candidates = np.flatnonzero(seen[group] >= 2)  # words that repeat: where repeats start
-    gram_at = gram
-    for n in range(2, max(DUP_NGRAMS) + 1):
-        fits = candidates[position[candidates] + n <= counts[doc[candidates]]]
-        if not len(fits):
-            return  # no longer n-gram repeats: the rest stay 0
-        keys = _mix(gram_at[fits] * step + words[fits + n - 1])
-        group, first, times = _groups(keys)
-        span = prefix[fits + n] - prefix[fits]
-        if n in TOP_NGRAMS:
-            value = np.zeros(n_texts)
-            heavy = times >= 2
-            owner = doc[fits[first[heavy]]]
-            # the most frequent n-gram, ties to the longest: a key of (count, chars)
-            score = times[heavy].astype(np.int64) * (1 << 32) + span[first[heavy]]
-            best = np.full(n_texts, -1, dtype=np.int64)
-            np.maximum.at(best, owner, score)
-            has = best >= 0
-            value[has] = (best[has] >> 32) * (best[has] & ((1 << 32) - 1))
-            out[f"top_{n}gram_chars"] = _ratio(value, word_chars)
-        if n in DUP_NGRAMS:
-            repeat = np.arange(len(fits)) != first[group]
-            opened = fits[repeat]
-            cover = (np.bincount(opened, minlength=total + 1)
-                     - np.bincount(opened + n, minlength=total + n + 1)[:total + 1])
-            covered = np.cumsum(cover[:-1]) > 0
-            out[f"dup_{n}gram_chars"] = _ratio(
-                np.bincount(doc, weights=chars * covered, minlength=n_texts), word_chars)
-        keep = times[group] >= 2
-        candidates = fits[keep]
-        gram_at = np.zeros(total, dtype=np.uint64)
-        gram_at[candidates] = keys[keep]
+    ngram_fractions(h, doc, counts, chars, word_chars, out)

@@ -25,7 +25,7 @@ from tamis.storage.shards import SPILL
 
 STAGING, OLD = ".tamis-staging", ".tamis-old"
 #: Files tamis writes under ``models/`` (quality classifiers, LSI fits).
-MODEL_NAMES = re.compile(r"(quality\.(bin|npz|json)|lsi-[0-9a-f]{16,64}\.npz)\Z")
+MODEL_NAMES = re.compile(r"(quality(-[a-z]+)*\.(bin|npz|json)|lsi-[0-9a-f]{16,64}\.npz)\Z")
 TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{32}-")
 
 

@@ -42,6 +42,18 @@ JOBS = [
     ("quality-fasttext", "quality", {
         "inputs": ["pool"], "positives": ["specialist.parquet"], "output": "out/quality",
         "negatives": 300, "length_match": True, "keep_top": 0.3, "fasttext": {"epoch": 10}}),
+    ("quality-rules", "quality", {
+        "inputs": ["pool"], "output": "out/quality-rules", "classifier": "none",
+        "rules": {"set": "gopher-fineweb2-v1", "limits": {"gopher_min_words": 20}},
+        "signal_columns": True}),
+    ("quality-features", "quality", {
+        "inputs": ["pool"], "positives": ["specialist.parquet"], "output": "out/quality-feat",
+        "classifier": "features", "negatives": 300, "keep_top": 0.3,
+        "rules": {"set": "gopher-fineweb2-v1", "limits": {"gopher_min_words": 20}}}),
+    ("quality-ensemble", "quality", {
+        "inputs": ["pool"], "positives": ["specialist.parquet"], "output": "out/quality-ens",
+        "classifier": "ensemble", "ensemble": {"members": ["fasttext", "features"]},
+        "negatives": 300, "keep_top": 0.3, "fasttext": {"epoch": 10}}),
     ("embed-pool", "embed", {
         "inputs": ["pool"], "output": "out/pool-emb", "embedder": "lsi",
         "lsi": {"dim": 24, "fit_sample": 1000}, "window_tokens": 256, "max_doc_chars": 20_000}),

@@ -62,6 +62,8 @@ def plan(config: EmbedConfig, context: Context) -> Plan[stages.EmbedSpec]:
         trust_remote_code=m.trust_remote_code,
         lsi=LsiModel(lsi.dim, lsi.max_features, lsi.min_df, config.seed),
         lsi_fit_sample=lsi.fit_sample, lsi_model=_lsi_model(config),
+        lsi_fit_also=(config.read_plan(lsi.fit_also) if lsi.fit_also and config.embedder == "lsi"
+                      and not lsi.model else None),
         progress_dir=context.progress_dir)
     device = "cpu" if cpu else "cuda"
     if config.docs_per_second:
@@ -83,7 +85,8 @@ def plan(config: EmbedConfig, context: Context) -> Plan[stages.EmbedSpec]:
     model_line = (f"model: {m.name} ({dim}-d, max_seq_length {seq}, {device}, "
                   f"{spec.effective_precision()}, {content[:19]}...)"
                   if config.embedder == "sentence-transformers"
-                  else f"model: LSI ({lsi.dim}-d, fitted on {lsi.fit_sample:,} docs)")
+                  else f"model: LSI ({lsi.dim}-d, fitted on {lsi.fit_sample:,} docs"
+                       f"{' and as many of ' + ', '.join(lsi.fit_also) if lsi.fit_also else ''})")
     summary = (model_line,
                f"windows: {config.window_tokens} tokens, mode {config.mode}, batch {m.batch_size}"
                f", {threads or 'default'} torch thread(s) per worker",

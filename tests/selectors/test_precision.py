@@ -14,7 +14,7 @@ import pytest
 from tamis.selectors.clusters import HierarchicalKMeans, normalize
 from tamis.selectors.dsir import gumbel_keys
 from tamis.selectors.precision import STEP, cells, quantize, tie_keys
-from tamis.selectors.quality import score_histogram, threshold_from_histogram
+from tamis.selectors.quality_report import score_histogram, threshold_from_histogram
 from tamis.selectors.relevance import NeighbourIndex, knn_relevance
 from tamis.selectors.sampling import top_by_budget
 

@@ -11,12 +11,11 @@ from tamis.selectors.quality import (
     accuracy,
     auc,
     cv_folds,
-    diagnostics,
     holdout_mask,
     length_matched,
     newton_logistic,
-    top_fraction_threshold,
 )
+from tamis.selectors.quality_report import diagnostics, top_fraction_threshold
 
 
 def test_length_matching_follows_the_positive_lengths():
@@ -42,7 +41,7 @@ def test_exact_threshold_keeps_the_top_share():
 
 def test_the_histogram_threshold_is_the_exact_percentile_of_the_grid_scores():
     from tamis.selectors.precision import quantize
-    from tamis.selectors.quality import score_histogram, threshold_from_histogram
+    from tamis.selectors.quality_report import score_histogram, threshold_from_histogram
 
     rng = np.random.default_rng(3)
     scores = quantize(np.r_[rng.beta(2, 5, 5000), np.full(300, 0.5), [0.0, 1.0]])
@@ -243,7 +242,7 @@ def test_holdout_is_a_pure_function_of_ids():
 def test_spearman_matches_scipy_with_ties():
     from scipy.stats import spearmanr
 
-    from tamis.selectors.quality import spearman
+    from tamis.selectors.quality_report import spearman
 
     rng = np.random.default_rng(4)
     x = rng.integers(0, 20, 500).astype(float)
