@@ -85,8 +85,12 @@ class Ensemble:
         return self.stacker_.score(self.member_scores(examples))
 
     def describe(self) -> dict:
+        """The weights as the manifest reports them: on the grid, the same on every CPU."""
+        from tamis.selectors.precision import quantize
+
         return {"members": list(self.members), "folds": self.folds,
-                "weights": self.stacker_.weights_, "intercept": self.stacker_.intercept_,
+                "weights": {k: float(quantize(v)) for k, v in self.stacker_.weights_.items()},
+                "intercept": float(quantize(self.stacker_.intercept_)),
                 "oof_auc": self.oof_auc_}
 
 
