@@ -1,0 +1,104 @@
+"""Rephrasing backends: prompts in, one :class:`Generation` per prompt out.
+
+:class:`TransformersRephraser` generates with local ``transformers`` (small models, CPU or
+GPU): prompts are rendered with the model's chat template when it has one (the WRAP system
+text as the system message), and Vicuna's format otherwise; generation is seeded per request,
+so an output depends on its request, not on the batch it was generated in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tamis.selectors.rephrase import Style, vicuna_prompt
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish: str  # "stop" | "length" (hit max_new_tokens: rejected as truncated)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+
+    def as_dict(self) -> dict:
+        return {"temperature": self.temperature, "top_p": self.top_p,
+                "max_new_tokens": self.max_new_tokens}
+
+
+def request_seed(seed: int, request: str) -> int:
+    """A request's own generation seed, from the job's seed and the request's identity."""
+    digest = hashlib.blake2b(f"{seed}:{request}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little")
+
+
+class TransformersRephraser:
+    """Local generation with ``transformers`` from the model folder ``model_path``."""
+
+    def __init__(self, model_path: str, sampling: Sampling = Sampling(), device: str = "cpu",
+                 template: str = "auto") -> None:
+        if template not in ("auto", "chat", "vicuna"):
+            raise ValueError(f"template must be auto, chat or vicuna, got {template!r}")
+        self.model_path, self.sampling, self.device = model_path, sampling, device
+        self.template = template
+        self._model = self._tokenizer = None
+
+    def load(self) -> TransformersRephraser:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+            self._model = AutoModelForCausalLM.from_pretrained(self.model_path).to(self.device)
+            self._model.eval()
+        return self
+
+    def template_used(self) -> str:
+        """``vicuna``, or ``chat-<hash>`` naming the model's own template."""
+        self.load()
+        own = getattr(self._tokenizer, "chat_template", None)
+        if self.template == "vicuna" or (self.template == "auto" and not own):
+            return "vicuna"
+        if not own:
+            raise ValueError(f"the model in {self.model_path} has no chat template")
+        return "chat-" + hashlib.sha256(own.encode()).hexdigest()[:12]
+
+    def prompt(self, style: Style, chunk: str) -> str:
+        if self.template_used() == "vicuna":
+            return vicuna_prompt(style, chunk)
+        return self._tokenizer.apply_chat_template(style.messages(chunk), tokenize=False,
+                                                   add_generation_prompt=True)
+
+    def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[Generation]:
+        """One generation per prompt, each under its own seed (one at a time: a padded batch
+        would make an output depend on its neighbours)."""
+        import torch
+
+        self.load()
+        s, tok = self.sampling, self._tokenizer
+        out = []
+        for prompt, seed in zip(prompts, seeds, strict=True):
+            ids = tok(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+            torch.manual_seed(seed)
+            with torch.no_grad():
+                made = self._model.generate(
+                    **ids, max_new_tokens=s.max_new_tokens, do_sample=s.temperature > 0,
+                    temperature=s.temperature or None, top_p=s.top_p,
+                    pad_token_id=tok.pad_token_id or tok.eos_token_id)
+            new = made[0, ids["input_ids"].shape[1]:].tolist()
+            ended = bool(new) and new[-1] == tok.eos_token_id
+            text = tok.decode(new, skip_special_tokens=True)
+            out.append(Generation(text, ids["input_ids"].shape[1], len(new),
+                                  "stop" if ended or len(new) < s.max_new_tokens else "length"))
+        return out
