@@ -8,10 +8,10 @@ the chunks of a document, joined, give back its text without leading and trailin
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tamis.embeddings.windows import load_tokenizer
 from tamis.selectors.rephrase import chunk_id, pack_sentences
 
 
@@ -43,13 +43,7 @@ class SentenceChunker:
 
     def load(self) -> SentenceChunker:
         if self._tokenizer is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            from transformers import AutoTokenizer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.set_verbosity_error()
-            self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_path, use_fast=True)
+            self._tokenizer = load_tokenizer(self.tokenizer_path)
         return self
 
     def sentences(self, text: str) -> list[str]:
@@ -66,14 +60,17 @@ class SentenceChunker:
         return [len(i) for i in ids]
 
     def chunks(self, doc_id: str, text: str) -> list[Chunk]:
-        """The chunks of one document, in order; a document without text has none."""
+        """The chunks of one document, in order. A document without text has none: its
+        caller must account for it (as ``empty``)."""
         sentences = self.sentences(text)
         packed = pack_sentences(self.count(sentences), self.target, self.max_tokens,
                                 self.min_tokens)
+        bodies = ["".join(sentences[start:end]).strip() for start, end, _ in packed]
+        # A chunk is counted as a whole: tokens can merge across the joins of its sentences.
+        counts = self.count(bodies)
         out = []
-        for index, (start, end, too_long) in enumerate(packed):
-            body = "".join(sentences[start:end]).strip()
-            n = self.count([body])[0]
+        for index, ((_, _, too_long), body, n) in enumerate(
+                zip(packed, bodies, counts, strict=True)):
             reason = ("too_long" if too_long or n > self.max_tokens else
                       "too_short" if n < self.min_tokens else None)
             out.append(Chunk(chunk_id(doc_id, index), doc_id, index, body, n, reason))

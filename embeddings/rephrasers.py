@@ -9,10 +9,10 @@ so an output depends on its request, not on the batch it was generated in.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tamis.embeddings.windows import load_tokenizer
 from tamis.selectors.rephrase import Style, vicuna_prompt
 
 
@@ -54,12 +54,9 @@ class TransformersRephraser:
 
     def load(self) -> TransformersRephraser:
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-            from transformers.utils import logging as hf_logging
+            from transformers import AutoModelForCausalLM
 
-            hf_logging.set_verbosity_error()
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+            self._tokenizer = load_tokenizer(self.model_path)
             self._model = AutoModelForCausalLM.from_pretrained(self.model_path).to(self.device)
             self._model.eval()
         return self

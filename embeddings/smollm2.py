@@ -13,6 +13,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from tamis.embeddings.windows import offline_transformers
 from tamis.storage.errors import ModelError
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -43,11 +44,9 @@ def model_folder() -> str:
     folder = cache_dir() / f"smollm2-135m-instruct-{tag}"
     if (folder / "config.json").exists():
         return str(folder)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
     tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=GGUF)
     quantized = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=GGUF)
     config = quantized.config

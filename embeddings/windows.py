@@ -25,6 +25,25 @@ def windows_from_offsets(offsets: Sequence[tuple[int, int]], size: int) -> list[
     return out
 
 
+def offline_transformers() -> None:
+    """Make ``transformers`` work offline and quietly (no hub calls, no progress bars, no
+    "sequence longer than max length" notes); call before loading from a local folder."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+def load_tokenizer(model_path: str):
+    """The fast tokenizer of the local model folder ``model_path``."""
+    offline_transformers()
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_path, use_fast=True)
+
+
 class TokenWindower:
     """Windows of at most ``window_tokens`` tokens of the tokenizer in ``model_path``
     (``None``: words and punctuation marks). Load the tokenizer with :meth:`load`."""
@@ -37,14 +56,7 @@ class TokenWindower:
 
     def load(self) -> TokenWindower:
         if self.model_path is not None and self._tokenizer is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            from transformers import AutoTokenizer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.set_verbosity_error()  # no "sequence longer than max length" notes
-            self._tokenizer = AutoTokenizer.from_pretrained(self.model_path, use_fast=True)
+            self._tokenizer = load_tokenizer(self.model_path)
         return self
 
     def split(self, texts: Sequence[str]) -> list[list[Window]]:
