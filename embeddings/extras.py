@@ -15,6 +15,10 @@ EXTRAS = {
     "sklearn": ("lsi", "the LSI embedder"),
     "fasttext": ("fasttext", "the fastText quality classifier"),
     "faiss": ("faiss", "the kNN relevance index"),
+    "sentencex": ("rephrase", "WRAP chunking (sentence segmentation)"),
+    "transformers": ("rephrase", "the rephrasing tokenizer and the transformers backend"),
+    "gguf": ("rephrase", "the bundled SmolLM2 (read from its GGUF file)"),
+    "aiohttp": ("rephrase", "the OpenAI-compatible HTTP backend"),
 }
 
 

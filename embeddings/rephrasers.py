@@ -1,4 +1,10 @@
-"""Rephrasing backends: prompts in, one :class:`Generation` per prompt out.
+"""Rephrasing backends: :class:`Request` values in, one :class:`Generation` per request out.
+
+Every backend has the same four members: ``load()`` (heavy work, once per worker),
+``template_used()`` (what the prompt hash names: ``vicuna``, ``chat`` for a server's own
+template, or ``chat-<hash>`` for a local model's), ``run(requests)`` (one generation per
+request, in order, never raising for one request's failure: a failed request comes back with
+``finish == "error"`` and its reason) and ``stats()`` (counters for the manifest).
 
 :class:`TransformersRephraser` generates with local ``transformers`` (small models, CPU or
 GPU): prompts are rendered with the model's chat template when it has one (the WRAP system
@@ -17,11 +23,28 @@ from tamis.selectors.rephrase import Style, vicuna_prompt
 
 
 @dataclass(frozen=True)
+class Request:
+    """One (chunk, style) to rephrase: its identity, its style, the chunk and its seed."""
+
+    id: str
+    style: Style
+    chunk: str
+    seed: int
+
+
+#: Reasons a backend gives a request it could not complete.
+BACKEND_REASONS = ("http_error", "retries_exhausted", "timeout", "refusal")
+
+
+@dataclass(frozen=True)
 class Generation:
     text: str
     tokens_in: int
     tokens_out: int
-    finish: str  # "stop" | "length" (hit max_new_tokens: rejected as truncated)
+    finish: str  # "stop" | "length" (hit max_new_tokens: rejected as truncated) | "error"
+    error: str | None = None  # one of BACKEND_REASONS when finish == "error"
+    detail: str = ""  # what went wrong, for the rejects (never a secret)
+    attempts: int = 1
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,13 @@ class TransformersRephraser:
         return self._tokenizer.apply_chat_template(style.messages(chunk), tokenize=False,
                                                    add_generation_prompt=True)
 
+    def stats(self) -> dict:
+        return {}
+
+    def run(self, requests: Sequence[Request]) -> list[Generation]:
+        return self.generate([self.prompt(r.style, r.chunk) for r in requests],
+                             [r.seed for r in requests])
+
     def generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[Generation]:
         """One generation per prompt, each under its own seed (one at a time: a padded batch
         would make an output depend on its neighbours)."""
@@ -99,3 +129,33 @@ class TransformersRephraser:
             out.append(Generation(text, ids["input_ids"].shape[1], len(new),
                                   "stop" if ended or len(new) < s.max_new_tokens else "length"))
         return out
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Which backend a worker builds, and with what: ``kind`` is ``transformers``, ``openai``
+    or ``vllm``; ``model`` a local folder (transformers, vllm) or the name a server knows
+    (openai); ``options`` the backend's own keyword arguments (never a secret: an API key is
+    named by its environment variable)."""
+
+    kind: str
+    model: str
+    sampling: Sampling = Sampling()
+    template: str = "auto"
+    options: tuple[tuple[str, object], ...] = ()
+
+    def build(self):
+        options = dict(self.options)
+        if self.kind == "transformers":
+            return TransformersRephraser(self.model, self.sampling, template=self.template,
+                                         **options)
+        if self.kind == "openai":
+            from tamis.embeddings.openai_http import OpenAIRephraser
+
+            return OpenAIRephraser(model=self.model, sampling=self.sampling, **options)
+        if self.kind == "vllm":
+            from tamis.embeddings.vllm_engine import VllmRephraser
+
+            return VllmRephraser(self.model, self.sampling, template=self.template,
+                                 engine=dict(options.get("engine", {})))
+        raise ValueError(f"unknown rephrasing backend {self.kind!r}")

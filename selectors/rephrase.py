@@ -173,3 +173,64 @@ class OutputRules:
         if repetition([w.lower() for w in words]) > self.max_repetition:
             return cleaned, "degenerate_repetition"
         return cleaned, None
+
+
+def settle(text: str, finish: str, error: str | None, source: str, style: str,
+           rules: OutputRules) -> tuple[str, str | None]:
+    """A generation's fate: ``(text to keep, None)`` or ``(raw text, reason)``. A backend's
+    failure keeps its own reason; an output that hit ``max_tokens`` is ``truncated``."""
+    if finish == "error":
+        return text, error or "http_error"
+    if finish == "length":
+        return text, "truncated"
+    cleaned, reason = rules.check(text, source, style)
+    return (cleaned, None) if reason is None else (text, reason)
+
+
+def mixture(real_tokens: int, style_tokens: Mapping[str, int], real: float = 1.0,
+            synthetic: float = 1.0, shares: Mapping[str, float] | None = None,
+            total: int | None = None) -> dict:
+    """How a trainer mixes real chunks with their rephrases: token shares ``real :
+    synthetic``, the synthetic part split between styles by ``shares`` (default: equal over
+    the styles that have tokens), and the passes each source needs.
+
+    Without ``total`` the mixture is the largest in which no source repeats (one source is
+    read exactly once); with it, a source may need more than one pass."""
+    if real < 0 or synthetic < 0 or real + synthetic <= 0:
+        raise ValueError(f"the real:synthetic ratio needs non-negative parts, not both 0; "
+                         f"got {real}:{synthetic}")
+    if shares:
+        unknown = sorted(set(shares) - set(style_tokens))
+        if unknown:
+            raise ValueError(f"mix shares name styles the job has not: {', '.join(unknown)}")
+        weights = {s: float(shares.get(s, 0.0)) for s in style_tokens}
+    else:
+        weights = {s: 1.0 for s, n in style_tokens.items() if n > 0}
+    if synthetic > 0 and not any(weights.values()):
+        return {"total_tokens": 0, "sources": {}, "missing": sorted(style_tokens) or ["styles"]}
+    norm = sum(weights.values()) or 1.0
+    parts = {"real": real / (real + synthetic)}
+    for s, w in weights.items():
+        parts[s] = synthetic / (real + synthetic) * w / norm
+    have = {"real": real_tokens, **style_tokens}
+    wanted = {k: p for k, p in parts.items() if p > 0}
+    if total is None:
+        if any(have[k] == 0 for k in wanted):
+            empty = [k for k in wanted if have[k] == 0]
+            return {"total_tokens": 0, "sources": {}, "missing": empty}
+        total = int(min(have[k] / p for k, p in wanted.items()))
+    sources = {k: {"share": p, "tokens_available": have[k], "tokens": round(total * p),
+                   "passes": (total * p / have[k]) if have[k] else None}
+               for k, p in parts.items()}
+    return {"total_tokens": total, "sources": sources,
+            "missing": [k for k in wanted if have[k] == 0]}
+
+
+_RESIDUAL = re.compile(r"paraphras|rephras|rewrit|\bhere(?:'s| is| are)\b|as an ai|"
+                       r"i'm sorry|i am sorry|i (?:cannot|can't)|\bsure[,!]", re.IGNORECASE)
+
+
+def residual_meta(text: str) -> bool:
+    """Whether a kept output's opening still reads like a remark about the task (a looser
+    test than the rejecting one, to measure what post-processing let through)."""
+    return _RESIDUAL.search(text[:200]) is not None

@@ -130,10 +130,20 @@ def verify(out_dir: str) -> dict:
     # Row-per-document jobs keep shard rows; embedding caches keep one row per window.
     kept = documents if "documents" in outputs else rows
     reasons: dict[str, int] = {}
+    documents_rejected: dict[str, int] = {}
     for shard in outputs["rejects"]:
         table = _check_file(out_dir, shard, ["reason"])
+        # A job whose rows are not documents (rephrase: requests) lists its rejected input
+        # rows apart, with the unit "documents"; they add up in its "documents" section.
+        into = documents_rejected if shard.get("unit") == "documents" else reasons
         for reason in table.column("reason").to_pylist():
-            reasons[reason] = reasons.get(reason, 0) + 1
+            into[reason] = into.get(reason, 0) + 1
+    for shard in outputs.get("real", []):
+        _check_file(out_dir, shard, ["n_tokens"])
+    if "documents" in manifest and documents_rejected != manifest["documents"][
+            "rows_rejected"]:
+        raise VerifyError(f"documents: rejects shards hold {documents_rejected}, "
+                          f"rows_rejected says {manifest['documents']['rows_rejected']}")
     if rows != outputs["rows"]:
         raise VerifyError(f"outputs: shards hold {rows} rows, manifest says {outputs['rows']}")
     if kept != acc["rows_kept"]:
@@ -148,7 +158,8 @@ def verify(out_dir: str) -> dict:
     problem = accounting_problem(acc)
     if problem:
         raise VerifyError(problem)
-    _check_no_strays(out_dir, [s["path"] for s in outputs["shards"] + outputs["rejects"]])
+    _check_no_strays(out_dir, [s["path"] for s in outputs["shards"] + outputs["rejects"]
+                               + outputs.get("real", [])])
     return manifest
 
 
@@ -174,7 +185,7 @@ def _check_no_strays(out_dir: str, listed: Sequence[str]) -> None:
     import pyarrow.fs as pafs
 
     fs, inner = filesystem(out_dir)
-    for folder in (DATA, REJECTS):
+    for folder in (DATA, REJECTS, "real"):
         selector = pafs.FileSelector(join(inner, folder), recursive=True, allow_not_found=True)
         for info in fs.get_file_info(selector):
             rel = info.path[len(inner):].lstrip("/")

@@ -27,6 +27,16 @@ STAGING, OLD = ".tamis-staging", ".tamis-old"
 #: Files tamis writes under ``models/`` (quality classifiers, LSI fits).
 MODEL_NAMES = re.compile(r"(quality(-[a-z]+)*\.(bin|npz|json)|lsi-[0-9a-f]{16,64}\.npz)\Z")
 TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{32}-")
+#: The manifest's lists of files, and the folders they lie in.
+LISTED = ("shards", "rejects", "real")
+FOLDERS = (mf.DATA, mf.REJECTS, "real")
+#: Files of the rephrase job beside its manifest: the mixing manifest, and the journal of
+#: answered requests (``journal/<file key>/r<first>-<last>-<uuid>.parquet`` per batch, and a
+#: ``done-…json`` record per finished group).
+FILES = ("mixture.json",)
+JOURNAL = "journal"
+JOURNAL_NAMES = re.compile(r"[0-9a-f]{24}/(r\d{10}-\d{10}-[0-9a-f]{32}\.parquet|"
+                           r"done-r\d{10}-[0-9a-f]{16}\.json)\Z")
 
 
 def _sibling(out: str, suffix: str) -> str:
@@ -65,7 +75,7 @@ def strangers(out: str) -> list[str]:
     if is_output(out):
         manifest = mf.load_manifest(out)
         outputs = manifest.get("outputs", {})
-        listed = {e["path"] for e in outputs.get("shards", []) + outputs.get("rejects", [])}
+        listed = {e["path"] for group in LISTED for e in outputs.get(group, [])}
     found = []
     for info in fs.get_file_info(pafs.FileSelector(inner, recursive=True)):
         if info.type != pafs.FileType.File:
@@ -82,10 +92,12 @@ def _ours(rel: str, listed: set[str], has_manifest: bool) -> bool:
     if TEMPORARY.match(name) or parts[0] == SPILL:
         return True
     if len(parts) == 1:
-        return (name == mf.MANIFEST and has_manifest) or name in ARTIFACTS
+        return (name == mf.MANIFEST and has_manifest) or name in ARTIFACTS or name in FILES
+    if parts[0] == JOURNAL and len(parts) == 3:
+        return JOURNAL_NAMES.match(parts[1] + "/" + name) is not None
     if parts[0] == mf.MODELS and len(parts) == 2:
         return MODEL_NAMES.match(name) is not None
-    if parts[0] in (mf.DATA, mf.REJECTS) and len(parts) == 2:
+    if parts[0] in FOLDERS and len(parts) == 2:
         return rel in listed or (not has_manifest and name.endswith(".parquet"))
     return False
 

@@ -8,7 +8,16 @@ stages in ``pipelines/<job>.py``, and one line in :data:`JOBS`; the CLI, its hel
 
 from __future__ import annotations
 
-from tamis.runners.jobs import cluster, crisp, dsir, embed, quality, relevance, sample
+from tamis.runners.jobs import (
+    cluster,
+    crisp,
+    dsir,
+    embed,
+    quality,
+    relevance,
+    rephrase,
+    sample,
+)
 from tamis.runners.jobs.base import Job, Method
 
 JOBS: tuple[Job, ...] = (
@@ -19,6 +28,7 @@ JOBS: tuple[Job, ...] = (
     dsir.JOB,
     relevance.JOB,
     quality.JOB,
+    rephrase.JOB,
 )
 BY_NAME: dict[str, Job] = {job.name: job for job in JOBS}
 
