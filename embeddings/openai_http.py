@@ -8,9 +8,12 @@ returns one :class:`Generation` per request, in order, never raising for one req
 
 A timeout, HTTP 429, HTTP 5xx, a lost connection, a truncated body or a 200 that is not a
 completion is retried after a full-jitter backoff (or the server's ``Retry-After``), up to
-``max_retries`` times a request and within a retry budget shared by the whole backend:
-``retry_budget * requests started + 10`` retries in all, so a dead server costs a bounded
-number of calls instead of ``max_retries`` times every request. Another 4xx is final
+``max_retries`` times a request and within a retry budget shared by the whole backend, a
+token bucket in the manner of gRPC's retry throttling: it holds 10 retries at first, every
+request started adds ``retry_budget`` and every retry takes one, and it never holds more than
+``10 + retry_budget * max(concurrency, 100)``, so a dead server costs a bounded number of calls
+instead of ``max_retries`` times every request, even after a long healthy run. Which
+requests an exhausted budget stops depends on timing: keep it for outages, not for answers. Another 4xx is final
 (``http_error``); a retryable failure that ran out ends as ``timeout`` when the last attempt
 timed out and ``retries_exhausted`` otherwise. A ``finish_reason`` of ``length`` is kept as
 ``length``, ``content_filter`` ends as ``refusal`` and any other (``stop``, ``eos``, none) is
@@ -96,6 +99,7 @@ class OpenAIRephraser:
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.seed_requests, self.extra_body = seed_requests, dict(extra_body or {})
         self._started = self._attempts = self._retries = self._budget_ended = 0
+        self._bucket, self._bucket_cap = 10.0, 10.0 + retry_budget * max(concurrency, 100)
         self._outcomes: Counter[str] = Counter()
         self._statuses: Counter[str] = Counter()
         self._busy_s = 0.0
@@ -165,6 +169,7 @@ class OpenAIRephraser:
         body, jitter = self._body(request), random.Random(request.seed)
         async with gate:
             self._started += 1
+            self._bucket = min(self._bucket_cap, self._bucket + self.retry_budget)
             attempt = 0
             while True:
                 if bucket is not None:
@@ -179,13 +184,14 @@ class OpenAIRephraser:
                 reason = "timeout" if got.timeout else "retries_exhausted"
                 if attempt > self.max_retries:
                     return _failed(reason, f"{got.detail}; {attempt} attempts", attempt, key)
-                if self._retries >= self.retry_budget * self._started + 10:
+                if self._bucket < 1.0:
                     self._budget_ended += 1
                     if self._budget_ended == 1:
                         log.warning("retry budget spent: failing requests are not retried")
                     return _failed(reason, f"{got.detail}; {attempt} attempts, retry budget "
                                            f"spent", attempt, key)
                 self._retries += 1
+                self._bucket -= 1.0
                 ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
                 wait = jitter.uniform(0, ceiling)
                 if got.retry_after is not None:

@@ -160,6 +160,18 @@ def test_the_retry_budget_bounds_the_calls_to_a_dead_server():
     assert sum("retry budget spent" in g.detail for g in out) == stats["retry_budget_spent"]
 
 
+def test_a_long_healthy_run_does_not_save_up_retries_for_an_outage():
+    with FaultServer() as server:
+        rephraser = backend(server, max_retries=5, retry_budget=0.2, backoff_s=0.0,
+                            concurrency=8)
+        healthy = rephraser.run(requests_for([f"n{i}" for i in range(300)]))
+        assert {g.finish for g in healthy} == {"stop"}
+        rephraser.run(requests_for([f"FAULT_500x99 m{i}" for i in range(50)]))
+    # 300 healthy requests would have earned 60 retries; the bucket holds at most 10 + 0.2 *
+    # 100, and the 50 failing requests add 0.2 each
+    assert rephraser.stats()["retries"] <= 10 + 0.2 * 100 + 0.2 * 50 < 10 + 0.2 * 350
+
+
 def test_requests_overlap_up_to_the_concurrency():
     with FaultServer(delay_s=0.2) as server:
         out, seconds = timed(backend(server, concurrency=20), requests_for([""] * 20))
