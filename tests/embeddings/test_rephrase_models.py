@@ -1,7 +1,5 @@
 """The chunker and the transformers rephraser on the real SmolLM2-135M-Instruct (offline)."""
 
-import os
-
 import pytest
 
 from tamis.selectors.rephrase import OutputRules, wrap_styles
@@ -24,18 +22,13 @@ TEXT = (
 
 
 @pytest.fixture(scope="module")
-def smollm2(tmp_path_factory):
-    old = os.environ.get("TAMIS_CACHE_DIR")
-    os.environ["TAMIS_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+def smollm2():
+    """The converted model, in the user's cache (converted there once, as the job does)."""
     from tamis.embeddings.smollm2 import model_folder
 
     folder = model_folder()
     assert model_folder() == folder  # the second call finds the converted folder
-    yield folder
-    if old is None:
-        os.environ.pop("TAMIS_CACHE_DIR")
-    else:
-        os.environ["TAMIS_CACHE_DIR"] = old
+    return folder
 
 
 def test_chunks_follow_sentences_and_the_token_target(smollm2):

@@ -126,3 +126,44 @@ def test_output_rules_name_each_reason():
 def test_repetition_share():
     assert repetition("a b c a b c".split()) == pytest.approx(1 / 4)
     assert repetition("a b".split()) == 0.0
+
+
+def test_settle_keeps_a_backend_reason_and_marks_truncation():
+    from tamis.selectors.rephrase import settle
+
+    rules = OutputRules()
+    source = "The cat sat on the mat and looked at the door for a long time."
+    assert settle("x", "error", "timeout", source, "easy", rules) == ("x", "timeout")
+    assert settle(source, "length", None, source, "easy", rules)[1] == "truncated"
+    kept = settle("Here is a paraphrase:\n\n" + source, "stop", None, source, "easy", rules)
+    assert kept == (source, None)
+
+
+def test_mixture_holds_the_ratio_and_reads_one_source_exactly_once():
+    from tamis.selectors.rephrase import mixture
+
+    plan = mixture(1000, {"easy": 900, "qa": 3000}, real=1, synthetic=1)
+    s = plan["sources"]
+    assert s["real"]["share"] == 0.5 and s["easy"]["share"] == s["qa"]["share"] == 0.25
+    # real is the scarcest for its share: 1000 / 0.5 = 2000 tokens in all, real read once
+    assert plan["total_tokens"] == 2000 and s["real"]["passes"] == 1.0
+    assert (s["easy"]["tokens"], s["qa"]["tokens"]) == (500, 500)
+    assert s["easy"]["passes"] == pytest.approx(500 / 900)
+    assert s["qa"]["passes"] == pytest.approx(500 / 3000)
+    scarce = mixture(1000, {"easy": 100, "qa": 3000})
+    assert scarce["total_tokens"] == 400 and scarce["sources"]["easy"]["passes"] == 1.0
+    assert max(x["passes"] for x in scarce["sources"].values()) == 1.0
+
+
+def test_mixture_with_a_total_may_repeat_and_shares_are_normalised():
+    from tamis.selectors.rephrase import mixture
+
+    plan = mixture(100, {"easy": 100, "qa": 100}, real=1, synthetic=3,
+                   shares={"easy": 2, "qa": 1}, total=800)
+    s = plan["sources"]
+    assert (s["real"]["tokens"], s["easy"]["tokens"], s["qa"]["tokens"]) == (200, 400, 200)
+    assert (s["real"]["passes"], s["easy"]["passes"], s["qa"]["passes"]) == (2.0, 4.0, 2.0)
+    empty = mixture(100, {"easy": 0}, real=1, synthetic=1)
+    assert empty["total_tokens"] == 0 and empty["missing"] == ["easy"]
+    with pytest.raises(ValueError):
+        mixture(100, {"easy": 10}, shares={"hard": 1})
