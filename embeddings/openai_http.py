@@ -13,11 +13,11 @@ token bucket in the manner of gRPC's retry throttling: it holds 10 retries at fi
 request started adds ``retry_budget`` and every retry takes one, and it never holds more than
 ``10 + retry_budget * max(concurrency, 100)``, so a dead server costs a bounded number of calls
 instead of ``max_retries`` times every request, even after a long healthy run. Which
-requests an exhausted budget stops depends on timing: keep it for outages, not for answers. Another 4xx is final
-(``http_error``); a retryable failure that ran out ends as ``timeout`` when the last attempt
-timed out and ``retries_exhausted`` otherwise. A ``finish_reason`` of ``length`` is kept as
-``length``, ``content_filter`` ends as ``refusal`` and any other (``stop``, ``eos``, none) is
-``stop``.
+requests an exhausted budget stops depends on timing: keep it for outages, not for answers.
+Another 4xx is final (``http_error``); a retryable failure that ran out ends as ``timeout``
+when the last attempt timed out and ``retries_exhausted`` otherwise. A ``finish_reason`` of
+``length`` is kept as ``length``, ``content_filter`` ends as ``refusal`` and any other
+(``stop``, ``eos``, none) is ``stop``.
 
 The API key is read from the environment variable ``api_key_env`` on every ``load()`` and
 ``run()``, sent as a Bearer token and kept nowhere: not in the object, its stats or a detail.

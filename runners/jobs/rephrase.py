@@ -227,9 +227,10 @@ def _template(config: RephraseConfig, folder: str | None) -> str:
 def plan(config: RephraseConfig, context: Context) -> Plan[stages.RephraseSpec]:
     from tamis.embeddings.extras import require
 
-    for module in ("sentencex", "transformers", *(("aiohttp",) if config.backend == "openai"
-                                                   else ("gguf",) if config.model == BUNDLED
-                                                   else ())):
+    needs = {"openai": ("aiohttp",), "vllm": ("vllm",)}.get(config.backend, ())
+    for module in ("sentencex", "transformers", *needs,
+                   *(("gguf",) if config.model == BUNDLED and config.backend != "openai"
+                     else ())):
         require(module)
     inputs = config.read_plan()
     warnings = list(inputs.warnings)
