@@ -74,8 +74,12 @@ def build_engine(model_path: str, kwargs: Mapping[str, object]):
     random generator, which a CPU generator cannot do)."""
     if importlib.util.find_spec("vllm") is None:
         raise ModelError(INSTALL_HINT)
-    from vllm import LLM
-    from vllm.platforms import current_platform
+    try:
+        from vllm import LLM
+        from vllm.platforms import current_platform
+    except ImportError as e:  # installed, but broken by another package's torch
+        raise ModelError(f"vllm is installed but cannot be imported ({e}); "
+                         f"{INSTALL_HINT.split(': ', 1)[1]}") from e
 
     kwargs = dict(kwargs)
     if current_platform.is_cpu():
@@ -107,8 +111,9 @@ class VllmRephraser:
     (off by default on a CPU: see :func:`build_engine`) go through as they are.
     vLLM's own defaults hold for the rest; for one 16 GB GPU, :data:`GPU_16GB`
     (``gpu_memory_utilization=0.85, max_num_seqs=256``) is a good start. On a CPU, give
-    ``gpu_memory_utilization`` a small share of RAM and ``enforce_eager=True`` to skip a
-    compilation of several minutes.
+    ``gpu_memory_utilization`` a small share of RAM, ``enforce_eager=True`` to skip a
+    compilation of several minutes, and ``dtype="float32"`` where the CPU has no bfloat16
+    units (vLLM picks bfloat16, several times slower there).
 
     Prompts are rendered as :class:`~tamis.embeddings.rephrasers.TransformersRephraser`
     renders them: the model's chat template (``template="chat"``, or ``"auto"`` when it has

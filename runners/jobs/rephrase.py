@@ -21,7 +21,7 @@ from tamis.storage.errors import ConfigError, ModelError
 #: Output tokens per second for the dry run when the config gives none, per worker (CPU) or
 #: per GPU, measured with benchmarks/rephrase_cpu.py and rephrase_vllm.py (BENCHMARKS.md);
 #: the GPU figures are published ones (SmolLM2-135M on an H100; 8B-class models about 6k).
-DEFAULT_TOKENS_PER_SECOND = {("transformers", "cpu"): 6.5, ("vllm", "cpu"): 3.0,
+DEFAULT_TOKENS_PER_SECOND = {("transformers", "cpu"): 6.5, ("vllm", "cpu"): 28.0,
                              ("vllm", "cuda"): 28000.0, ("transformers", "cuda"): 400.0,
                              ("openai", "any"): 6000.0}
 #: Output tokens per chunk token, for the dry run (rephrases are about as long as their chunk).
