@@ -64,6 +64,25 @@ def request_seed(seed: int, request: str) -> int:
     return int.from_bytes(digest, "little")
 
 
+def template_name(tokenizer, template: str, where: str) -> str:
+    """``vicuna``, or ``chat-<hash>`` naming the tokenizer's own chat template, for a
+    ``template`` of auto, chat or vicuna."""
+    own = getattr(tokenizer, "chat_template", None)
+    if template == "vicuna" or (template == "auto" and not own):
+        return "vicuna"
+    if not own:
+        raise ValueError(f"the model in {where} has no chat template")
+    return "chat-" + hashlib.sha256(own.encode()).hexdigest()[:12]
+
+
+def render(tokenizer, template: str, style: Style, chunk: str) -> str:
+    """One request's prompt under a :func:`template_name`."""
+    if template == "vicuna":
+        return vicuna_prompt(style, chunk)
+    return tokenizer.apply_chat_template(style.messages(chunk), tokenize=False,
+                                         add_generation_prompt=True)
+
+
 class TransformersRephraser:
     """Local generation with ``transformers`` from the model folder ``model_path``."""
 
@@ -73,7 +92,7 @@ class TransformersRephraser:
             raise ValueError(f"template must be auto, chat or vicuna, got {template!r}")
         self.model_path, self.sampling, self.device = model_path, sampling, device
         self.template = template
-        self._model = self._tokenizer = None
+        self._model = self._tokenizer = self._template_used = None
 
     def load(self) -> TransformersRephraser:
         if self._model is None:
@@ -86,19 +105,13 @@ class TransformersRephraser:
 
     def template_used(self) -> str:
         """``vicuna``, or ``chat-<hash>`` naming the model's own template."""
-        self.load()
-        own = getattr(self._tokenizer, "chat_template", None)
-        if self.template == "vicuna" or (self.template == "auto" and not own):
-            return "vicuna"
-        if not own:
-            raise ValueError(f"the model in {self.model_path} has no chat template")
-        return "chat-" + hashlib.sha256(own.encode()).hexdigest()[:12]
+        if self._template_used is None:
+            self.load()
+            self._template_used = template_name(self._tokenizer, self.template, self.model_path)
+        return self._template_used
 
     def prompt(self, style: Style, chunk: str) -> str:
-        if self.template_used() == "vicuna":
-            return vicuna_prompt(style, chunk)
-        return self._tokenizer.apply_chat_template(style.messages(chunk), tokenize=False,
-                                                   add_generation_prompt=True)
+        return render(self._tokenizer, self.template_used(), style, chunk)
 
     def stats(self) -> dict:
         return {}

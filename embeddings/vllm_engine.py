@@ -12,15 +12,14 @@ wheel, in a virtualenv of its own (it pins its own torch).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
 
-from tamis.embeddings.rephrasers import Generation, Request, Sampling
-from tamis.selectors.rephrase import Style, vicuna_prompt
+from tamis.embeddings.rephrasers import Generation, Request, Sampling, render, template_name
+from tamis.selectors.rephrase import Style
 from tamis.storage.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -159,20 +158,11 @@ class VllmRephraser:
         """``vicuna``, or ``chat-<hash>`` naming the model's own template."""
         if self._template_used is None:
             self.load()
-            own = getattr(self._tokenizer, "chat_template", None)
-            if self.template == "vicuna" or (self.template == "auto" and not own):
-                self._template_used = "vicuna"
-            elif not own:
-                raise ValueError(f"the model in {self.model_path} has no chat template")
-            else:
-                self._template_used = "chat-" + hashlib.sha256(own.encode()).hexdigest()[:12]
+            self._template_used = template_name(self._tokenizer, self.template, self.model_path)
         return self._template_used
 
     def prompt(self, style: Style, chunk: str) -> str:
-        if self.template_used() == "vicuna":
-            return vicuna_prompt(style, chunk)
-        return self._tokenizer.apply_chat_template(style.messages(chunk), tokenize=False,
-                                                   add_generation_prompt=True)
+        return render(self._tokenizer, self.template_used(), style, chunk)
 
     def stats(self) -> dict:
         return {**self._counts, "generate_s": round(self._generate_s, 3)}

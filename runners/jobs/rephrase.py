@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
-from tamis.embeddings.rephrasers import BackendSpec, Sampling
+from tamis.embeddings.rephrasers import BackendSpec, Sampling, template_name
 from tamis.pipelines import rephrase as stages
 from tamis.runners.config import key
 from tamis.runners.jobs.base import Context, Estimates, Job, Plan, duration, header
@@ -216,12 +216,10 @@ def _template(config: RephraseConfig, folder: str | None) -> str:
         return "chat"
     from tamis.embeddings.windows import load_tokenizer
 
-    own = getattr(load_tokenizer(folder), "chat_template", None)
-    if config.template == "vicuna" or (config.template == "auto" and not own):
-        return "vicuna"
-    if not own:
-        raise ModelError(f"template chat: the model in {folder} has no chat template")
-    return "chat-" + hashlib.sha256(own.encode()).hexdigest()[:12]
+    try:
+        return template_name(load_tokenizer(folder), config.template, folder)
+    except ValueError as exc:
+        raise ModelError(f"template chat: {exc}") from None
 
 
 def plan(config: RephraseConfig, context: Context) -> Plan[stages.RephraseSpec]:
