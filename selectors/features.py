@@ -24,6 +24,11 @@ from tamis.selectors.signals import SIGNALS, signals
 
 #: Signals read as ``log1p``: counts, not shares.
 COUNTS = frozenset(("n_words", "n_chars", "stop_words"))
+#: The signals that mean the same in every language and script, what a classifier trained on
+#: one language reads when it scores another: shares and fractions only (no counts, whose
+#: scale depends on how a script separates words), the stop-word share from each language's
+#: own list.
+LANGUAGE_AGNOSTIC: tuple[str, ...] = tuple(s for s in SIGNALS if s not in COUNTS)
 
 
 def expand(values: Mapping[str, np.ndarray], names: Sequence[str] = SIGNALS) -> np.ndarray:
@@ -45,9 +50,12 @@ class FeatureLogistic:
     kind = "features"
 
     def __init__(self, Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0), seed: int = 0,
-                 language: str = "en") -> None:
+                 language: str = "en", names: Sequence[str] = SIGNALS) -> None:
         self.Cs, self.seed, self.language = tuple(Cs), seed, language
-        self.names = SIGNALS
+        unknown = [n for n in names if n not in SIGNALS]
+        if unknown or not names:
+            raise ValueError(f"names must be signals of tamis.selectors.signals, got {unknown}")
+        self.names = tuple(names)
 
     def features(self, texts: Sequence[str] | Mapping[str, np.ndarray]) -> np.ndarray:
         values = texts if isinstance(texts, Mapping) else signals(list(texts), self.language)
@@ -59,10 +67,28 @@ class FeatureLogistic:
         self.C_ = self.model_.C_
         return self
 
-    def score(self, texts) -> np.ndarray:
-        """``P(high quality)`` per text (or per row of precomputed signals), on the grid."""
+    def score(self, texts, neutral: Sequence[str] = ()) -> np.ndarray:
+        """``P(high quality)`` per text (or per row of precomputed signals), on the grid.
+
+        ``neutral`` signals are set to their training mean, so they add nothing: the signals
+        that mean something else in the text's script or language (the mean word length of a
+        script written without spaces, the stop-word share of a language without a list)."""
         x = self.features(texts)
-        return self.model_.score(x) if len(x) else np.zeros(0)
+        if not len(x):
+            return np.zeros(0)
+        if neutral:
+            columns = self._columns(neutral)
+            x[:, columns] = np.asarray(self.model_.mean_)[columns]
+        return self.model_.score(x)
+
+    def _columns(self, names: Sequence[str]) -> list[int]:
+        out, at = [], 0
+        for name in self.names:
+            width = 1 if name in COUNTS else 2
+            if name in names:
+                out += list(range(at, at + width))
+            at += width
+        return out
 
     def weights(self) -> dict[str, float]:
         """Each feature's weight on the standardised scale, by name, largest first."""
