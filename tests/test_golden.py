@@ -83,13 +83,18 @@ JOBS = [
         "inputs": ["pool"], "classifier": "embedding", "embeddings": "out/pool-emb",
         "positive_embeddings": "out/spec-emb", "output": "out/quality-emb", "keep_top": 0.25,
         "negatives": 200, "logistic": {"Cs": [0.1, 10.0]}}),
+    ("bilingual", "bilingual", {
+        "inputs": ["languages.jsonl"], "output": "out/bilingual",
+        "languages": ["en", "fr", "de", "zh"], "classifier": "features",
+        "positives": ["specialist.parquet"], "negatives": ["pool"], "keep_top": 0.5,
+        "mix": {"target_share": 0.05}, "num_shards": 2}),
 ]
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     """A pool of 1,200 real documents (4 domains, two files of several row groups), a JSONL
-    file with bad lines, and a specialist set."""
+    file with bad lines, a specialist set, and 100 documents in four languages."""
     root = tmp_path_factory.mktemp("golden")
     table = pq.read_table(DEMO / "corpus" / "part-00002.parquet")
     table = table.take(pa.array(range(1, 2401, 2)))
@@ -103,6 +108,7 @@ def root(tmp_path_factory) -> Path:
     (root / "bad.jsonl").write_text("\n".join(lines) + "\n")
     specialist = pq.read_table(DEMO / "specialist" / "python_docs.parquet").slice(0, 80)
     pq.write_table(specialist, root / "specialist.parquet")
+    (root / "languages.jsonl").write_bytes((DEMO / "languages" / "texts.jsonl").read_bytes())
     return root
 
 

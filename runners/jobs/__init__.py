@@ -9,6 +9,7 @@ stages in ``pipelines/<job>.py``, and one line in :data:`JOBS`; the CLI, its hel
 from __future__ import annotations
 
 from tamis.runners.jobs import (
+    bilingual,
     cluster,
     crisp,
     dsir,
@@ -28,6 +29,7 @@ JOBS: tuple[Job, ...] = (
     dsir.JOB,
     relevance.JOB,
     quality.JOB,
+    bilingual.JOB,
     rephrase.JOB,
 )
 BY_NAME: dict[str, Job] = {job.name: job for job in JOBS}
