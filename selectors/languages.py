@@ -167,30 +167,41 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
     for first, last, name in _BLOCKS:
         script[first:last + 1] = slot[name]
     script[~alpha] = 0
-    weight = alpha.astype(np.int64)
+    weight = alpha.astype(np.int8)
     for first, last in _HEAVY:
         weight[first:last + 1] *= CJK_WEIGHT
     return weight, script
 
 
 def _code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Every code point of ``texts`` in one array (clipped to the tables' "none" entry), and
-    each text's ``[start, end)`` offsets into it, shape (n + 1,)."""
+    """Every code point of ``texts`` in one array (read through the tables with ``mode="clip"``:
+    past their end is their "none" entry), and each text's ``[start, end)`` offsets into it,
+    shape (n + 1,)."""
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum([len(t) for t in texts], out=offsets[1:])
     raw = "".join(texts).encode("utf-32-le", "surrogatepass")
-    points = np.frombuffer(raw, dtype="<u4")
-    return np.minimum(points, _TABLE_SIZE).astype(np.intp), offsets
+    return np.frombuffer(raw, dtype="<u4"), offsets
+
+
+def evidence(texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """:func:`letter_counts` and :func:`script_of` of ``texts`` from one read of their code
+    points (what language identification asks of every text)."""
+    points, offsets = _code_points(texts)
+    return _letters(points, offsets), _scripts(points, offsets, len(texts))
+
+
+def _letters(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    weight, _ = _tables()
+    total = np.zeros(len(points) + 1, dtype=np.int64)
+    np.cumsum(np.take(weight, points, mode="clip"), out=total[1:])
+    return total[offsets[1:]] - total[offsets[:-1]]
 
 
 def letter_counts(texts: Sequence[str]) -> np.ndarray:
     """The evidence each text gives language identification, int64 (n,): its letters, an
     ideograph, kana or Hangul syllable counting :data:`CJK_WEIGHT`."""
-    weight, _ = _tables()
     points, offsets = _code_points(texts)
-    total = np.zeros(len(points) + 1, dtype=np.int64)
-    np.cumsum(weight[points], out=total[1:])
-    return total[offsets[1:]] - total[offsets[:-1]]
+    return _letters(points, offsets)
 
 
 def script_of(texts: Sequence[str]) -> list[str]:
@@ -198,11 +209,15 @@ def script_of(texts: Sequence[str]) -> list[str]:
     ``Jpan`` for kana (with or without Han, which then counts with them), ``Kore`` for Hangul
     (likewise), ``Zzzz`` for a script outside the table, ``Zyyy`` for a text without letters.
     Ties go to the script listed first (Latin)."""
-    _, script = _tables()
     points, offsets = _code_points(texts)
-    n, width = len(texts), len(_SCRIPTS)
+    return _scripts(points, offsets, len(texts))
+
+
+def _scripts(points: np.ndarray, offsets: np.ndarray, n: int) -> list[str]:
+    _, script = _tables()
+    width = len(_SCRIPTS)
     owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
-    counts = np.bincount(owner * width + script[points], minlength=n * width).reshape(n, width)
+    counts = np.bincount(owner * width + np.take(script, points, mode="clip"), minlength=n * width).reshape(n, width)
     counts[:, 0] = 0
     han, kana, hangul = (_SCRIPTS.index(s) for s in ("Hani", "Kana", "Hang"))
     japanese, korean = counts[:, kana] > 0, (counts[:, hangul] > 0) & (counts[:, kana] == 0)
