@@ -217,7 +217,8 @@ def _scripts(points: np.ndarray, offsets: np.ndarray, n: int) -> list[str]:
     _, script = _tables()
     width = len(_SCRIPTS)
     owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
-    counts = np.bincount(owner * width + np.take(script, points, mode="clip"), minlength=n * width).reshape(n, width)
+    slots = owner * width + np.take(script, points, mode="clip")
+    counts = np.bincount(slots, minlength=n * width).reshape(n, width)
     counts[:, 0] = 0
     han, kana, hangul = (_SCRIPTS.index(s) for s in ("Hani", "Kana", "Hang"))
     japanese, korean = counts[:, kana] > 0, (counts[:, hangul] > 0) & (counts[:, kana] == 0)
