@@ -14,7 +14,7 @@ language_alternative_scores    list<float64>    their probabilities
 language_script                string           ISO 639-3 and the text's script (``fra_Latn``)
 foreign_share                  float64          share of the letters in paragraphs (or lines) of
                                                 another language than the document's
-quality_score                  float64          P(high quality) from the base-language classifier
+bilingual_score                float64          P(high quality) from the base-language classifier
 bilingual_reason               string           annotate_only: the fate it would have had
 =============================  ===============  ==================================================
 """
@@ -34,7 +34,7 @@ from tamis.storage.errors import DataError
 from tamis.storage.files import filesystem, join, write_atomically
 from tamis.storage.records import ROW, SRC
 
-SCORE = "quality_score"
+SCORE = "bilingual_score"
 GATE = "__gate"
 REASON = "bilingual_reason"
 ANNOTATIONS = (

@@ -196,6 +196,21 @@ def test_ensemble_with_the_multilingual_encoder_and_reuse(world):
     assert model.exists() and (out / "models" / "bilingual.json").exists()
     again = run_manifest(_config(world, "reused", classifier="ensemble", keep_top=0.4,
                                  model=str(model), positives=[], negatives=[]), "bilingual")
-    scores = {r["id"]: r["quality_score"] for r in kept}
-    assert {r["id"]: r["quality_score"] for r in _kept(world["root"] / "reused")} == scores
+    scores = {r["id"]: r["bilingual_score"] for r in kept}
+    assert {r["id"]: r["bilingual_score"] for r in _kept(world["root"] / "reused")} == scores
     assert again["accounting"] == manifest["accounting"]
+
+
+def test_the_output_is_an_input_to_quality(world):
+    run("bilingual", _config(world, "chained", mix={"target_share": 0.2}))
+    first = json.loads((world["root"] / "chained" / "manifest.json").read_text())
+    config = write_config(world["root"] / "chained-quality.json",
+                          inputs=[str(world["root"] / "chained" / "data")],
+                          output=str(world["root"] / "chained-quality"), classifier="features",
+                          positives=[str(world["root"] / "positives.parquet")], keep_top=0.5)
+    manifest = run_manifest(config, "quality")
+    assert manifest["accounting"]["rows_in"] == first["accounting"]["rows_kept"]
+    weights = {r["id"]: r["weight"] for r in _kept(world["root"] / "chained")}
+    for r in _kept(world["root"] / "chained-quality"):
+        assert r["weight"] == weights[r["id"]]  # the mixing weight carries through (x 1)
+        assert r["language"] in ("en", "fr", "de", "zh") and "quality_score" in r
