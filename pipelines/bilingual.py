@@ -10,8 +10,9 @@ ReadRecords ─► annotations of the batch ─► keep, or drop with a reason �
 
 Each row's fate, in order: ``no_letters``, ``short_text`` (too little text to identify),
 ``other_language``, ``low_language_score``, ``wrong_language`` (too much of it in another
-language), ``below_quality_threshold`` (under its language's cut-off). Every cut-off comes
-from integer histograms of grid scores, so it is exact and the same on any worker count.
+language), ``mojibake`` (text decoded with the wrong code page), ``below_quality_threshold``
+(under its language's cut-off). Every cut-off comes from integer histograms of grid scores,
+so it is exact and the same on any worker count.
 The language-score pass runs only when a minimum score is derived from the corpus.
 """
 
@@ -32,7 +33,7 @@ from tamis.pipelines.read import ReadRecords
 from tamis.pipelines.tail import Fate, SelectionSpec, SelectionTail, write_selection
 from tamis.selectors import bilingual as mixing
 from tamis.selectors.features import FeatureLogistic
-from tamis.selectors.languages import min_score_from_histogram
+from tamis.selectors.languages import min_score_from_histogram, mojibake_shares
 from tamis.selectors.precision import STEP, quantize
 from tamis.selectors.quality import EmbeddingLogistic
 from tamis.selectors.quality_report import score_histogram
@@ -40,7 +41,8 @@ from tamis.selectors.sampling import row_keys
 from tamis.storage.inputs import InputPlan
 
 #: Fates before the quality score, in the order they are tested (0: passes).
-GATES = ("no_letters", "short_text", "other_language", "low_language_score", "wrong_language")
+GATES = ("no_letters", "short_text", "other_language", "low_language_score", "wrong_language",
+         "mojibake")
 BELOW = "below_quality_threshold"
 NOT_IDENTIFIED = ("none", "short")
 
@@ -69,6 +71,7 @@ class BilingualSpec(SelectionSpec):
     foreign_unit: str
     foreign_min_score: float
     max_foreign_share: float | None
+    max_mojibake_share: float | None
     keep_top: Mapping[str, float | None]  # per language, "*" for the others
     threshold: Mapping[str, float | None]
     target_share: float | None
@@ -171,6 +174,7 @@ class _Annotate(beam.DoFn):
         languages = list(found.language)
         foreign = self._lid.foreign_shares(texts, languages, spec.foreign_unit,
                                            spec.foreign_min_score)
+        broken = quantize(mojibake_shares(texts))
         gate = np.zeros(len(texts), dtype=np.int8)
         for i, lang in enumerate(languages):
             if lang == "none":
@@ -183,6 +187,8 @@ class _Annotate(beam.DoFn):
                 gate[i] = 4
             elif spec.max_foreign_share is not None and foreign[i] > spec.max_foreign_share:
                 gate[i] = 5
+            elif spec.max_mojibake_share is not None and broken[i] > spec.max_mojibake_share:
+                gate[i] = 6
         quality = np.full(len(texts), np.nan)
         tokens = table.column("n_tokens").to_numpy()
         histograms = {}
@@ -202,7 +208,7 @@ class _Annotate(beam.DoFn):
             histograms[lang] = (np.bincount(cells, minlength=size).astype(np.int64),
                                 np.bincount(cells, weights=tokens[rows], minlength=size)
                                 .astype(np.int64))
-        annotations = outputs.annotation_table(table, found, foreign, gate, quality)
+        annotations = outputs.annotation_table(table, found, foreign, broken, gate, quality)
         outputs.write_spill(spec.spill_dir, table, annotations)
         yield {lang: np.stack(pair) for lang, pair in histograms.items()}
 

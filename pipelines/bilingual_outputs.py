@@ -14,6 +14,8 @@ language_alternative_scores    list<float64>    their probabilities
 language_script                string           ISO 639-3 and the text's script (``fra_Latn``)
 foreign_share                  float64          share of the letters in paragraphs (or lines) of
                                                 another language than the document's
+mojibake_share                 float64          share of the characters in UTF-8 read as cp1252 or
+                                                Latin-1 (``Ã©`` for ``é``)
 bilingual_score                float64          P(high quality) from the base-language classifier
 bilingual_reason               string           annotate_only: the fate it would have had
 =============================  ===============  ==================================================
@@ -44,13 +46,14 @@ ANNOTATIONS = (
     pa.field("language_alternative_scores", pa.list_(pa.float64())),
     pa.field("language_script", pa.string()),
     pa.field("foreign_share", pa.float64()),
+    pa.field("mojibake_share", pa.float64()),
 )
 #: Every column the job adds (an input holding one of them is refused at plan time).
 COLUMNS = (*(f.name for f in ANNOTATIONS), SCORE, REASON)
 
 
-def annotation_table(table: pa.Table, found, foreign: np.ndarray, gate: np.ndarray,
-                     quality: np.ndarray) -> pa.Table:
+def annotation_table(table: pa.Table, found, foreign: np.ndarray, mojibake: np.ndarray,
+                     gate: np.ndarray, quality: np.ndarray) -> pa.Table:
     """One batch's annotations, row for row, with its row numbers to check them against."""
     quality = np.asarray(quality, dtype=np.float64)
     columns = [
@@ -62,6 +65,7 @@ def annotation_table(table: pa.Table, found, foreign: np.ndarray, gate: np.ndarr
                  pa.list_(pa.float64())),
         pa.array(found.iso3, pa.string()),
         pa.array(np.asarray(foreign, dtype=np.float64)),
+        pa.array(np.asarray(mojibake, dtype=np.float64)),
         pa.array(quality, pa.float64(), mask=np.isnan(quality)),
         pa.array(np.asarray(gate, dtype=np.int8)),
     ]
@@ -208,6 +212,7 @@ class Finish:
                             "min_score_bounds": list(spec.min_score_bounds)},
             "foreign": {"unit": spec.foreign_unit, "min_score": spec.foreign_min_score,
                         "max_share": spec.max_foreign_share},
+            "max_mojibake_share": spec.max_mojibake_share,
             "quantiles": [0.1, 0.25, 0.5, 0.75, 0.9],
             "by_language": per_language, "mixing": decided["mixing"],
             "classifier_training": {k: v for k, v in trained.items() if k != "path"} or None,

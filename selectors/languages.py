@@ -30,6 +30,7 @@ per-language confidence threshold, from a histogram of scores.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from functools import cache
 from typing import Literal
@@ -333,3 +334,27 @@ def min_score_from_histogram(counts: np.ndarray, step: float, low: float = 0.3,
     sigma = math.sqrt(float(np.sum(weights * (bins - mean) ** 2)) / n)
     value = min(max(median - sigma, low / step), high / step)
     return math.floor(value + 1e-9) * step
+
+
+#: UTF-8 read as cp1252 or Latin-1: a lead byte of a multi-byte sequence (U+00C2 to U+00F4 as
+#: a character) followed by a continuation byte as either code page shows it (U+0080 to
+#: U+00BF, or cp1252's characters for 0x80 to 0x9F). Written text almost never holds such a
+#: pair: an accented letter is one character, not two.
+_MOJIBAKE = re.compile(
+    "[\u00c2-\u00f4][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e"
+    "\u0192\u02c6\u02dc\u2013\u2014\u2018\u2019\u201a\u201c\u201d\u201e\u2020"
+    "\u2021\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]+")
+
+
+def mojibake_shares(texts: Sequence[str]) -> np.ndarray:
+    """The share of each text's characters inside mojibake sequences
+    (:data:`_MOJIBAKE`), float64 (n,): about 0.1 or more for a text decoded with the wrong
+    code page, 0 for text written as it was meant."""
+    out = np.zeros(len(texts))
+    for i, text in enumerate(texts):
+        if text.isascii():
+            continue
+        found = sum(len(m) for m in _MOJIBAKE.findall(text))
+        if found:
+            out[i] = found / len(text)
+    return out

@@ -153,6 +153,9 @@ class BilingualConfig(Sharded, Common, Corpus):
     lid: LanguageIdSection = key(factory=LanguageIdSection, doc="language identification")
     foreign: ForeignSection = key(factory=ForeignSection, doc="text in another language "
                                                               "inside a document")
+    max_mojibake_share: float | None = key(0.005, "documents with more of their characters "
+                                                  "in UTF-8 read as cp1252 or Latin-1 are "
+                                                  "dropped as mojibake; none: only the column")
     mix: BilingualMix = key(factory=BilingualMix, doc="the target languages' share")
     annotate_only: bool = key(False, "add the columns and `bilingual_reason`, drop nothing")
     work: str | None = key(None, "where the annotations spilled between passes go; none: "
@@ -194,6 +197,9 @@ class BilingualConfig(Sharded, Common, Corpus):
             raise ConfigError(f"'holdout' must be in (0, 1), got {self.holdout}")
         if self.n_negatives < 0:
             raise ConfigError(f"'n_negatives' must be >= 0, got {self.n_negatives}")
+        if self.max_mojibake_share is not None and not 0 <= self.max_mojibake_share <= 1:
+            raise ConfigError(f"'max_mojibake_share' must be in [0, 1], got "
+                              f"{self.max_mojibake_share}")
         if self.folds < 2:
             raise ConfigError(f"'folds' must be >= 2, got {self.folds}")
         seen = [_language(p.language, "per_language") for p in self.per_language]
@@ -259,7 +265,8 @@ def plan(config: BilingualConfig, context: Context) -> Plan[stages.BilingualSpec
         default_min_score=config.lid.min_score,
         min_score_bounds=(config.lid.min_score_low, config.lid.min_score_high),
         foreign_unit=config.foreign.unit, foreign_min_score=config.foreign.min_score,
-        max_foreign_share=config.foreign.max_share, keep_top=keep_top, threshold=threshold,
+        max_foreign_share=config.foreign.max_share,
+        max_mojibake_share=config.max_mojibake_share, keep_top=keep_top, threshold=threshold,
         target_share=config.mix.target_share,
         shares={_language(s.language, "mix.shares"): s.share for s in config.mix.shares},
         max_passes=config.mix.max_passes, cap_passes=config.mix.cap,

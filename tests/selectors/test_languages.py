@@ -173,3 +173,14 @@ def test_min_score_from_histogram_clamps_and_refuses_an_empty_histogram():
         min_score_from_histogram(np.ones(10) * 0.5, step)
     with pytest.raises(ValueError, match="negative"):
         min_score_from_histogram(np.array([3, -1]), step)
+
+
+def test_mojibake_shares():
+    from tamis.selectors.languages import mojibake_shares
+
+    good = "Les données sont écrites à côté de l’élève « très » bien. Schön, Straße, 中文。"
+    broken = good.encode("utf-8").decode("cp1252", "replace")
+    latin = good.encode("utf-8").decode("latin-1")
+    shares = mojibake_shares([good, broken, latin, "plain ascii", ""])
+    assert shares[0] == 0 and shares[3] == 0 and shares[4] == 0
+    assert shares[1] > 0.1 and shares[2] > 0.1

@@ -50,6 +50,10 @@ def world(tmp_path_factory) -> dict:
             for j, junk in enumerate((_shuffled(doc["text"], i), _repeated(doc["text"]))):
                 rows.append({"id": f"{doc['written_in']}-junk-{i:03d}-{j}", "text": junk})
                 truth[rows[-1]["id"]] = {**doc, "kind": "junk"}
+    garbled = [d for d in _fixture() if d["kind"] == "prose" and d["written_in"] == "fr"][:3]
+    rows += [{"id": f"mojibake-{k}", "text": d["text"].encode().decode("cp1252", "replace")}
+             for k, d in enumerate(garbled)]
+    truth.update({f"mojibake-{k}": {**d, "kind": "junk"} for k, d in enumerate(garbled)})
     rows += [{"id": "digits", "text": "12345 678 -- 90 !!! ### 2024-01-01"},
              {"id": "blank", "text": "   "}]
     order = np.random.default_rng(0).permutation(len(rows))
@@ -92,6 +96,7 @@ def test_every_row_has_a_fate_by_language(world):
     assert acc["rows_rejected"] == {"empty_text": 1}
     dropped = acc["rows_dropped"]
     assert dropped["no_letters"] == 1
+    assert dropped["mojibake"] >= 2  # the others fail language ID first
     shorts = sum(1 for d in world["truth"].values() if d["kind"] == "short")
     assert dropped["short_text"] == shorts
     mixed = [i for i, d in world["truth"].items() if d["kind"] == "mixed"]
@@ -100,8 +105,9 @@ def test_every_row_has_a_fate_by_language(world):
     assert len(kept) == acc["rows_kept"]
     assert {r["language"] for r in kept} <= {"en", "fr", "de", "zh"}
     for r in kept:
+        assert not r["id"].startswith("mojibake")
         assert world["truth"][r["id"]]["written_in"] == r["language"]
-        assert r["foreign_share"] <= 0.2
+        assert r["foreign_share"] <= 0.2 and r["mojibake_share"] <= 0.005
         assert r["language_script"].endswith(("_Latn", "_Hani"))
         alternatives = r["language_alternatives"]
         assert len(alternatives) <= 2 and len(alternatives) == len(
