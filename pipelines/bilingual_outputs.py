@@ -16,7 +16,9 @@ foreign_share                  float64          share of the letters in paragrap
                                                 another language than the document's
 mojibake_share                 float64          share of the characters in UTF-8 read as cp1252 or
                                                 Latin-1 (``Ã©`` for ``é``)
-bilingual_score                float64          P(high quality) from the base-language classifier
+bilingual_score                float64          sigmoid(log-odds / 8) of the base-language
+                                                classifier: its ranking, without the ties at 1
+                                                of a probability sure of itself
 bilingual_reason               string           annotate_only: the fate it would have had
 =============================  ===============  ==================================================
 """

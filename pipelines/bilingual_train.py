@@ -76,9 +76,20 @@ def _fit(spec: BilingualSpec, positives: dict, negatives: dict):
     return model.fit(positives[key], negatives[key])
 
 
+#: The bilingual score is sigmoid(log-odds / SCORE_TEMPERATURE): monotone in P(high quality),
+#: but a classifier applied to another language is often sure of itself (log-odds of 20 and
+#: more), and its probabilities would tie at 1 on the grid, losing the ranking the per-language
+#: cut-offs need.
+SCORE_TEMPERATURE = 8.0
+#: A member's log-odds as the stacker reads them: logits of probabilities kept inside
+#: [2**-16, 1 - 2**-16] (:func:`tamis.selectors.features.logit`).
+MEMBER_LIMIT = float(np.log(2.0 ** 16 - 1))
+
+
 def score(model, language: str, texts: list[str], vectors: np.ndarray | None) -> np.ndarray:
-    """``P(high quality)`` of texts of one language, on the grid: the signals are computed
-    with that language's stop words, the vectors come from the multilingual encoder."""
+    """The bilingual score of texts of one language, on the grid: the signals are computed
+    with that language's stop words (those its script cannot carry scored neutral), the
+    vectors come from the multilingual encoder."""
     if not texts:
         return np.zeros(0)
     values = None
@@ -87,12 +98,18 @@ def score(model, language: str, texts: list[str], vectors: np.ndarray | None) ->
         values = signals(texts, language)
     neutral = neutral_signals(language, bool(stop_list(language)))
     if isinstance(model, FeatureLogistic):
-        return quantize(model.score(values, neutral))
-    if isinstance(model, EmbeddingLogistic):
-        return quantize(model.score(vectors))
-    columns = [model.members_[m].score(values, neutral) if m == "features"
-               else model.members_[m].score(vectors) for m in model.members]
-    return quantize(model.stacker_.score(np.stack(columns, axis=1)))
+        z = model.decision(values, neutral)
+    elif isinstance(model, EmbeddingLogistic):
+        z = model.decision(vectors)
+    else:
+        stack = model.stacker_
+        z = np.full(len(texts), stack.intercept_)
+        for m in model.members:
+            member = model.members_[m]
+            zm = (member.decision(values, neutral) if m == "features"
+                  else member.decision(vectors))
+            z = z + stack.weights_[m] * np.clip(zm, -MEMBER_LIMIT, MEMBER_LIMIT)
+    return quantize(0.5 * (1.0 + np.tanh(0.5 * z / SCORE_TEMPERATURE)))
 
 
 def train(negative_items: list, positive_items: list, spec: BilingualSpec) -> dict:

@@ -73,13 +73,18 @@ class FeatureLogistic:
         ``neutral`` signals are set to their training mean, so they add nothing: the signals
         that mean something else in the text's script or language (the mean word length of a
         script written without spaces, the stop-word share of a language without a list)."""
+        z = self.decision(texts, neutral)
+        return quantize(0.5 * (1.0 + np.tanh(0.5 * z))) if len(z) else np.zeros(0)
+
+    def decision(self, texts, neutral: Sequence[str] = ()) -> np.ndarray:
+        """The log-odds behind :meth:`score`, float64, before the grid."""
         x = self.features(texts)
         if not len(x):
             return np.zeros(0)
         if neutral:
             columns = self._columns(neutral)
             x[:, columns] = np.asarray(self.model_.mean_)[columns]
-        return self.model_.score(x)
+        return self.model_.decision(x)
 
     def _columns(self, names: Sequence[str]) -> list[int]:
         out, at = [], 0
