@@ -220,3 +220,18 @@ def test_the_output_is_an_input_to_quality(world):
     for r in _kept(world["root"] / "chained-quality"):
         assert r["weight"] == weights[r["id"]]  # the mixing weight carries through (x 1)
         assert r["language"] in ("en", "fr", "de", "zh") and "quality_score" in r
+
+
+def test_a_local_sentence_transformers_folder_as_the_encoder(world, monkeypatch):
+    pytest.importorskip("sentence_transformers")
+    from tamis.embeddings.sentence import DEFAULT_MODEL, resolve_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = resolve_model(DEFAULT_MODEL)
+    manifest = run_manifest(_config(world, "minilm", classifier="embedding", encoder=folder),
+                            "bilingual")
+    encoder = manifest["selector"]["classifier_training"]["encoder"]
+    assert encoder["model"] == folder and encoder["dim"] == 384
+    assert manifest["accounting"]["rows_kept"] > 0
+    bad = _config(world, "no-model", classifier="embedding", encoder=str(world["root"]))
+    assert main(["bilingual", str(bad)]) == 2
