@@ -88,3 +88,27 @@ def test_neutral_signals_by_script_and_stop_list():
     assert neutral_signals("fr", True) == ()
     assert neutral_signals("zh", True) == ("mean_word_length",)
     assert neutral_signals("th", False) == ("mean_word_length", "stop_word_ratio")
+
+
+def test_a_signals_classifier_on_chosen_signals_with_neutral_ones():
+    from tamis.selectors.features import LANGUAGE_AGNOSTIC, FeatureLogistic
+    from tamis.selectors.signals import signals
+
+    good = [f"Le fichier numéro {i} est lu en entier, puis fermé. Les erreurs sont notées."
+            for i in range(30)]
+    junk = [f"menu {i} | accueil | aide\nmenu {i} | accueil | aide\nmenu | contact"
+            for i in range(30)]
+    model = FeatureLogistic((1.0,), names=LANGUAGE_AGNOSTIC).fit(good, junk)
+    assert "mean_word_length" not in model.names and "n_words" not in model.names
+    values = signals(good[:3] + junk[:3], "fr")
+    z = model.decision(values)
+    assert (z[:3] > z[3:].max()).all()
+    assert np.allclose(model.score(values), quantize(1 / (1 + np.exp(-z))), atol=STEP)
+    neutral = model.decision(values, ("stop_word_ratio",))
+    column = model._columns(("stop_word_ratio",))
+    assert len(column) == 2 and not np.array_equal(neutral, z)
+    shifted = {k: v.copy() for k, v in values.items()}
+    shifted["stop_word_ratio"][:] = 0.123  # a neutral signal's value no longer matters
+    assert np.array_equal(model.decision(shifted, ("stop_word_ratio",)), neutral)
+    with pytest.raises(ValueError, match="signals"):
+        FeatureLogistic(names=("no_such_signal",))
