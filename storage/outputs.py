@@ -24,8 +24,9 @@ from tamis.storage.files import filesystem, split_scheme
 from tamis.storage.shards import SPILL
 
 STAGING, OLD = ".tamis-staging", ".tamis-old"
-#: Files tamis writes under ``models/`` (quality classifiers, LSI fits).
-MODEL_NAMES = re.compile(r"(quality(-[a-z]+)*\.(bin|npz|json)|lsi-[0-9a-f]{16,64}\.npz)\Z")
+#: Files tamis writes under ``models/`` (quality and bilingual classifiers, LSI fits).
+MODEL_NAMES = re.compile(
+    r"((quality|bilingual)(-[a-z]+)*\.(bin|npz|json)|lsi-[0-9a-f]{16,64}\.npz)\Z")
 TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{32}-")
 #: The manifest's lists of files, and the folders they lie in.
 LISTED = ("shards", "rejects", "real")
