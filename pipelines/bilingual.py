@@ -315,7 +315,9 @@ def _train(pipeline: beam.Pipeline, spec: BilingualSpec):
         return pipeline | "Model" >> beam.Create([{"path": None}])
     if spec.model_path is not None:
         return pipeline | "Model" >> beam.Create([{"path": spec.model_path, "reused": True}])
-    wanted = (spec.n_negatives or spec.positives.rows or 1000) * (5 if spec.length_match else 1)
+    # JSONL positives are not counted before reading: room for 20,000 of them
+    wanted = (spec.n_negatives or spec.positives.rows or 20_000) * (
+        5 if spec.length_match else 1)
     source = spec.negatives or spec.inputs
     negatives = ((pipeline | "ReadNegatives" >> ReadRecords(source))["records"]
                  | "NegativeItems" >> beam.ParDo(_Items(spec, spec.negatives is None),

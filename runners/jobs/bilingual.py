@@ -307,7 +307,8 @@ def _summary(config: BilingualConfig, spec, positives, passes: int, seconds) -> 
                 "ensemble": f"{len(LANGUAGE_AGNOSTIC)} language-agnostic signals and "
                             f"{config.encoder}, stacked ({config.folds} folds)"}[config.classifier]
         trained = (f"model {config.model} (trained earlier)" if config.model else
-                   f"trained on '{spec.base_language}' only: {positives.rows} positives, "
+                   f"trained on '{spec.base_language}' only: "
+                   f"{'?' if positives.rows is None else positives.rows} positives, "
                    f"negatives from {'the given negatives' if config.negatives else 'the pool'}"
                    f"{', length-matched' if config.length_match else ''}")
         rule = (f"score >= {config.threshold}" if config.threshold is not None
