@@ -2,6 +2,11 @@
 target sample on several axes (speaker, acoustic, phonetic, semantic), fused, then diversity by
 budget-aware greedy MMR to a budget in seconds of audio, with optional per-speaker caps.
 
+* :func:`axis_relevance` — one axis's relevance of each pool clip to the target sample: the
+  mean cosine to its ``k`` nearest target clips (:func:`~tamis.selectors.relevance.knn_relevance`,
+  exact and on the grid), or the cosine to the nearest of the target's k-means centroids (a
+  target of many clips summarised, so that no single clip dominates); NaN for a clip without
+  that axis (a zero row).
 * :func:`zscore` — an axis's relevance standardised over the pool (missing values stay NaN).
 * :func:`fuse` — late fusion: the weighted mean of the z-scored axes a clip has (a clip
   without a transcript skips the semantic axis; the others' weights are renormalised).
@@ -23,6 +28,34 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tamis.selectors.precision import normalize64, quantize, tie_keys
+
+
+def axis_relevance(pool: np.ndarray, target: np.ndarray, k: int = 10,
+                   mode: str = "topk", centroids: int = 16, seed: int = 0) -> np.ndarray:
+    """Relevance of each pool row to the target rows on one axis, ``(n,)`` float64 on the grid
+    (see the module's docstring); rows of zeros (no such embedding) get NaN."""
+    from tamis.selectors.relevance import NeighbourIndex, knn_relevance
+
+    pool = np.asarray(pool, dtype=np.float32)
+    target = np.asarray(target, dtype=np.float32)
+    target = target[np.any(target != 0, axis=1)]
+    out = np.full(len(pool), np.nan)
+    have = np.any(pool != 0, axis=1)
+    if not len(target) or not have.any():
+        return out
+    if mode == "centroids":
+        from tamis.selectors.clusters import HierarchicalKMeans
+
+        branching = max(1, min(centroids, len(target)))
+        tree = HierarchicalKMeans(branching=branching, levels=1, sample_size=len(target),
+                                  niter=20, seed=seed).fit(target)
+        points = tree.centroids_[0].reshape(-1, target.shape[1])
+        target, k = points[np.any(points != 0, axis=1)], 1
+    elif mode != "topk":
+        raise ValueError(f"mode must be 'topk' or 'centroids', got {mode!r}")
+    index = NeighbourIndex(target, seed=seed)
+    out[have] = knn_relevance(index, pool[have], k=k)
+    return out
 
 
 def zscore(values: np.ndarray) -> np.ndarray:

@@ -145,3 +145,27 @@ def test_bad_arguments_are_refused():
         budget_mmr({"a": np.eye(2)}, {"a": 1}, np.zeros(2), np.ones(2), 1, ["x", "y"], lam=2)
     with pytest.raises(ValueError, match="duration"):
         budget_mmr({"a": np.eye(2)}, {"a": 1}, np.zeros(2), np.zeros(2), 1, ["x", "y"])
+
+
+def test_axis_relevance_top_k_against_brute_force_and_centroids():
+    pytest.importorskip("faiss")
+    from tamis.selectors.speech import axis_relevance
+
+    rng = np.random.default_rng(2)
+    target = rng.normal(size=(30, 6)) + [3, 0, 0, 0, 0, 0]
+    pool = np.vstack([rng.normal(size=(20, 6)) + [3, 0, 0, 0, 0, 0], rng.normal(size=(20, 6)),
+                      np.zeros((2, 6))])
+    got = axis_relevance(pool, target, k=5)
+    t = target / np.linalg.norm(target, axis=1, keepdims=True)
+    p = pool[:40] / np.linalg.norm(pool[:40], axis=1, keepdims=True)
+    brute = np.sort(p @ t.T, axis=1)[:, -5:].mean(axis=1)
+    assert np.allclose(got[:40], brute, atol=2 ** -15)
+    assert np.isnan(got[40:]).all()  # clips without this axis
+    assert got[:20].mean() > got[20:40].mean() + 0.3
+    central = axis_relevance(pool, target, mode="centroids", centroids=4)
+    assert np.isnan(central[40:]).all() and central[:20].mean() > central[20:40].mean()
+    assert np.array_equal(central, axis_relevance(pool, target, mode="centroids",
+                                                  centroids=4), equal_nan=True)
+    assert np.isnan(axis_relevance(pool, np.zeros((3, 6)))).all()
+    with pytest.raises(ValueError, match="mode"):
+        axis_relevance(pool, target, mode="nearest")
