@@ -35,13 +35,18 @@ STRING_TYPES = (pa.string(), pa.large_string(), pa.string_view())
 class Content:
     """What a plan's content column holds."""
 
-    kind: str  # "text"
+    kind: str  # "text" | "audio"
     types: tuple[pa.DataType, ...]  # the Arrow types it may have in a Parquet file
     wrong_type: str  # the reject reason of the rows of a file whose column has another type
     output_type: pa.DataType  # its type in the plan's schema
 
 
 TEXT = Content("text", STRING_TYPES, "non_string_text", pa.string())
+#: Audio clips by reference: a path (or URI) to an audio file, relative paths read against
+#: the manifest's folder; or the file's bytes inside the table (Parquet).
+AUDIO_PATH = Content("audio", STRING_TYPES, "non_audio_reference", pa.string())
+AUDIO_BYTES = Content("audio", (pa.binary(), pa.large_binary()), "non_audio_reference",
+                      pa.binary())
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Every input row comes out exactly once: in the records (all output columns, plus
 ``n_tokens`` and the internal locator columns ``__src``/``__row``) or in the rejects (with the
 field at fault and a reason). What is checked of every row (its id, its JSON, the types of its
 columns) is here; what is checked of its content depends on the plan's content kind
-(:data:`CONTENT_CHECKS`: text today). Nothing here imports Beam.
+(:data:`CONTENT_CHECKS`: text, and audio references). Nothing here imports Beam.
 """
 
 from __future__ import annotations
@@ -150,9 +150,33 @@ def _check_text(plan: InputPlan, f: InputFile, table: pa.Table, reasons: list):
     return table, text, count_tokens
 
 
+def _check_audio(plan: InputPlan, f: InputFile, table: pa.Table, reasons: list):
+    """Mark audio references that are of the wrong type (a number where a path or bytes
+    belong), null or empty; return the table, its reference column and a size of 0 tokens
+    (an audio clip's size is its seconds, known once decoded)."""
+    column = plan.content_column
+    values = table.column(column)
+    want = plan.content.output_type
+    fits = (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+            if pa.types.is_string(want) else
+            pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type))
+    if not f.content_ok or not (fits or pa.types.is_null(values.type)):
+        _mark(reasons, pa.array([True] * table.num_rows), column, plan.content.wrong_type)
+        return table, pa.nulls(table.num_rows, want), _no_tokens
+    values = values.cast(want)
+    _mark(reasons, pc.is_null(values), column, "null_audio")
+    empty = pc.equal(pc.binary_length(values), 0)
+    _mark(reasons, pc.fill_null(empty, False), column, "empty_audio")
+    return table, values, _no_tokens
+
+
+def _no_tokens(column) -> np.ndarray:
+    return np.zeros(len(column), dtype=np.int64)
+
+
 #: How the content of each kind is checked and measured: ``check(plan, file, table, reasons)``
 #: marks bad rows in ``reasons`` and returns ``(table, content column, size function)``.
-CONTENT_CHECKS = {"text": _check_text}
+CONTENT_CHECKS = {"text": _check_text, "audio": _check_audio}
 
 
 def _invalid_utf8(text: pa.ChunkedArray) -> pa.Array | None:
@@ -234,7 +258,8 @@ def _parse_lines(plan: InputPlan, src: int, chunk: list[tuple[int, bytes]],
     rows: list[int] = []
     rejected: list[dict] = []
     for index, raw in chunk:
-        value, field, reason = _parse_line(raw, plan.text_column, plan.id_column, types)
+        value, field, reason = _parse_line(raw, plan.text_column, plan.id_column, types,
+                                           plan.content.wrong_type)
         if reason is not None:
             rid = value.get(plan.id_column) if isinstance(value, dict) and plan.id_column else None
             rejected.append({"source": f.rel, "row": index, "id": None if rid is None else str(rid),
@@ -248,8 +273,8 @@ def _parse_lines(plan: InputPlan, src: int, chunk: list[tuple[int, bytes]],
     return _clean(plan, src, table, np.asarray(rows, dtype=np.int64), rejected)
 
 
-def _parse_line(raw: bytes, text_column: str, id_column: str | None,
-                types: dict) -> tuple[object, str | None, str | None]:
+def _parse_line(raw: bytes, text_column: str, id_column: str | None, types: dict,
+                wrong_type: str = "non_string_text") -> tuple[object, str | None, str | None]:
     """``(value, field, reason)``: reason is None when the line is a usable record."""
     try:
         line = raw.decode("utf-8")
@@ -266,7 +291,7 @@ def _parse_line(raw: bytes, text_column: str, id_column: str | None,
         value["id"] = str(value["id"])
     text = value.get(text_column)
     if text is not None and not isinstance(text, str):
-        return value, text_column, "non_string_text"
+        return value, text_column, wrong_type
     if text is not None and not _encodes(text):  # a lone surrogate, legal in JSON only
         return value, text_column, "invalid_utf8"
     for name, typ in types.items():
