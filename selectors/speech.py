@@ -10,8 +10,10 @@ budget-aware greedy MMR to a budget in seconds of audio, with optional per-speak
 * :func:`zscore` — an axis's relevance standardised over the pool (missing values stay NaN).
 * :func:`fuse` — late fusion: the weighted mean of the z-scored axes a clip has (a clip
   without a transcript skips the semantic axis; the others' weights are renormalised).
-* :func:`budget_mmr` — greedy selection in seconds. Each step takes the clip of the largest
-  *gain per second*, the gain being ``λ·rel + (1 − λ)·(1 − max_sim)``, where ``rel`` is the
+* :func:`budget_mmr` — greedy selection in seconds. A clip's value is its seconds times its
+  MMR score, so its *gain per second* is the score itself: each step takes the clip of the
+  largest ``λ·rel + (1 − λ)·(1 − max_sim)`` (dividing that by the seconds instead would favour
+  short clips whatever they hold), where ``rel`` is the
   fused relevance mapped into [0, 1] and ``max_sim`` the largest similarity (the weighted mean
   of the per-axis cosines) to a clip taken already, or 0 when that is below 0 (a clip unlike
   everything taken gains the whole diversity term, and no more). A clip that no longer fits
@@ -19,6 +21,9 @@ budget-aware greedy MMR to a budget in seconds of audio, with optional per-speak
   ends when nothing fits. Gains are float64 on the grid of :mod:`tamis.selectors.precision`;
   equal gains go to the clip of the smallest (seed, id) key, so the selection is the same on
   every CPU and in any input order.
+* :func:`select_clips` — all of it: relevance per axis, fusion, a prefilter of the most
+  relevant clips (a few times the budget's seconds, so that MMR's cost does not grow with the
+  pool), then budget-aware MMR over them.
 """
 
 from __future__ import annotations
@@ -153,9 +158,8 @@ def budget_mmr(vectors: Mapping[str, np.ndarray], weights: Mapping[str, float],
             fits &= by_speaker[codes] + dur <= speaker_cap + 1e-9
         if not fits.any():
             break
-        gain = quantize(lam * rel01 + (1 - lam) * (1 - max_sim))
-        ratio = np.where(fits, quantize(gain / dur), -np.inf)
-        i = int(np.argmax(ratio))
+        gain = np.where(fits, quantize(lam * rel01 + (1 - lam) * (1 - max_sim)), -np.inf)
+        i = int(np.argmax(gain))
         picked.append(i)
         spent += dur[i]
         free[i] = False
@@ -173,3 +177,33 @@ def _unit(rel: np.ndarray) -> np.ndarray:
         lo, hi = float(rel[finite].min()), float(rel[finite].max())
         out[finite] = 1.0 if hi == lo else (rel[finite] - lo) / (hi - lo)
     return quantize(out)
+
+
+def select_clips(pool: Mapping[str, np.ndarray], target: Mapping[str, np.ndarray],
+                 weights: Mapping[str, float], seconds: np.ndarray, ids: Sequence[str],
+                 budget: float, lam: float = 0.7, k: int = 10, mode: str = "topk",
+                 prefilter: float = 4.0, speakers: Sequence[str | None] | None = None,
+                 speaker_cap: float | None = None, seed: int = 0) -> dict:
+    """The whole selection: per-axis relevance of the pool to the target (:func:`axis_relevance`),
+    fused (:func:`fuse`), the most relevant candidates kept (``prefilter`` times as many
+    seconds as the budget, by fused relevance, ties by (seed, id)), then :func:`budget_mmr`
+    over them. Returns ``picked`` (indices in pick order), ``relevance`` (per axis),
+    ``fused`` and ``candidates`` (how many the prefilter kept)."""
+    if prefilter < 1:
+        raise ValueError(f"prefilter must be >= 1 (times the budget), got {prefilter}")
+    relevance = {a: axis_relevance(pool[a], target[a], k=k, mode=mode, seed=seed)
+                 for a in weights if weights[a] > 0}
+    fused = fuse(relevance, weights)
+    seconds = np.asarray(seconds, dtype=np.float64)
+    keys = tie_keys(list(ids), seed)
+    order = np.lexsort((keys, -np.nan_to_num(fused, nan=-np.inf)))
+    order = order[np.isfinite(fused[order])]
+    spent = np.cumsum(seconds[order])
+    candidates = order[: int(np.searchsorted(spent, prefilter * budget, side="right")) + 1]
+    picked = budget_mmr({a: np.asarray(pool[a])[candidates] for a in relevance}, weights,
+                        fused[candidates], seconds[candidates], budget,
+                        [ids[i] for i in candidates], lam=lam, seed=seed,
+                        speakers=None if speakers is None else [speakers[i] for i in candidates],
+                        speaker_cap=speaker_cap)
+    return {"picked": candidates[picked], "relevance": relevance, "fused": fused,
+            "candidates": int(len(candidates))}

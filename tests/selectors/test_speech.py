@@ -24,7 +24,7 @@ def _world(n: int = 40, seed: int = 0):
 def _reference(vectors, weights, relevance, seconds, budget, ids, lam, seed, speakers=None,
                cap=None):
     """The same greedy rule, one clip at a time in plain Python (a candidate list sorted by
-    its (seed, id) key, so the first of equal ratios wins)."""
+    its (seed, id) key, so the first of equal gains wins)."""
     from tamis.selectors.precision import tie_keys
 
     keys = tie_keys(ids, seed)
@@ -52,9 +52,8 @@ def _reference(vectors, weights, relevance, seconds, budget, ids, lam, seed, spe
                 continue
             closest = max([0.0, *(sim(i, j) for j in picked)])
             gain = float(quantize(lam * unit[i] + (1 - lam) * (1 - closest)))
-            ratio = float(quantize(gain / seconds[i]))
-            if best is None or ratio > best[0]:
-                best = (ratio, i)
+            if best is None or gain > best[0]:
+                best = (gain, i)
         if best is None:
             return picked
         i = best[1]
@@ -169,3 +168,35 @@ def test_axis_relevance_top_k_against_brute_force_and_centroids():
     assert np.isnan(axis_relevance(pool, np.zeros((3, 6)))).all()
     with pytest.raises(ValueError, match="mode"):
         axis_relevance(pool, target, mode="nearest")
+
+
+def test_select_clips_finds_the_target_condition_within_budget():
+    pytest.importorskip("faiss")
+    from tamis.selectors.speech import select_clips
+
+    rng = np.random.default_rng(4)
+    n = 200
+    condition = rng.random(n) < 0.25  # a quarter of the pool is in the target's condition
+    acoustic = rng.normal(size=(n, 8)) + np.where(condition[:, None], 4.0, 0.0) * np.eye(8)[0]
+    speaker = rng.normal(size=(n, 16))
+    seconds = quantize(rng.uniform(2, 8, n))
+    ids = [f"clip-{i:04d}" for i in range(n)]
+    target = {"acoustic": rng.normal(size=(20, 8)) + 4.0 * np.eye(8)[0],
+              "speaker": rng.normal(size=(20, 16))}
+    pool = {"acoustic": acoustic, "speaker": speaker}
+    budget = 0.1 * seconds.sum()
+    out = select_clips(pool, target, {"acoustic": 1.0, "speaker": 0.2}, seconds, ids, budget,
+                       seed=1)
+    picked = out["picked"]
+    assert seconds[picked].sum() <= budget
+    precision = seconds[picked][condition[picked]].sum() / seconds[picked].sum()
+    assert precision > 0.9 and condition.mean() < 0.3
+    assert out["candidates"] < n and set(out["relevance"]) == {"acoustic", "speaker"}
+    again = select_clips(pool, target, {"acoustic": 1.0, "speaker": 0.2}, seconds, ids,
+                         budget, seed=1)
+    assert np.array_equal(again["picked"], picked)
+    wide = select_clips(pool, target, {"acoustic": 1.0, "speaker": 0.2}, seconds, ids, budget,
+                        seed=1, prefilter=1e9)
+    assert wide["candidates"] == n
+    with pytest.raises(ValueError, match="prefilter"):
+        select_clips(pool, target, {"acoustic": 1.0}, seconds, ids, budget, prefilter=0.5)
