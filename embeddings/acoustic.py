@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache
-from typing import Any
 
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler
 
+from tamis.embeddings.clip_handler import ClipHandler
 from tamis.selectors.precision import quantize
 
 RATE = 16_000
@@ -105,21 +104,8 @@ class AcousticEmbedder:
                 "content_hash": f"sha256:{digest}"}
 
 
-class AcousticHandler(ModelHandler[Sequence[np.ndarray], np.ndarray, AcousticEmbedder]):
-    """Batches of clips (each a list of 16 kHz sample arrays) to their embeddings."""
+class AcousticHandler(ClipHandler):
+    """Batches of clips to their acoustic embeddings."""
 
     def __init__(self) -> None:
-        super().__init__(min_batch_size=1, max_batch_size=1)
-
-    def load_model(self) -> AcousticEmbedder:
-        return AcousticEmbedder()
-
-    def run_inference(self, batch: Sequence[Sequence[np.ndarray]], model: AcousticEmbedder,
-                      inference_args: dict | None = None) -> Iterable[np.ndarray]:
-        return [model.encode(list(clips)) for clips in batch]
-
-    def get_metrics_namespace(self) -> str:
-        return "tamis_speech"
-
-    def get_num_bytes(self, batch: Any) -> int:
-        return sum(int(c.nbytes) for clips in batch for c in clips)
+        super().__init__(AcousticEmbedder)

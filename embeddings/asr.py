@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache
-from typing import Any
 
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler
 
+from tamis.embeddings.clip_handler import ClipHandler
 from tamis.storage.errors import ModelError
 
 BUNDLED = "tiny.en"
@@ -95,22 +94,8 @@ class Transcriber:
                 "compute_type": self.compute_type, "content_hash": _hash(self.folder)}
 
 
-class TranscriberHandler(ModelHandler[Sequence[np.ndarray], list, Transcriber]):
-    """Batches of clips (each a list of 16 kHz sample arrays) to their transcripts."""
+class TranscriberHandler(ClipHandler):
+    """Batches of clips to their transcripts."""
 
     def __init__(self, model: str = BUNDLED, device: str = "cpu") -> None:
-        super().__init__(min_batch_size=1, max_batch_size=1)
-        self.model, self.device = model, device
-
-    def load_model(self) -> Transcriber:
-        return Transcriber(self.model, self.device).load()
-
-    def run_inference(self, batch: Sequence[Sequence[np.ndarray]], model: Transcriber,
-                      inference_args: dict | None = None) -> Iterable[list]:
-        return [model.transcribe(list(clips)) for clips in batch]
-
-    def get_metrics_namespace(self) -> str:
-        return "tamis_speech"
-
-    def get_num_bytes(self, batch: Any) -> int:
-        return sum(int(c.nbytes) for clips in batch for c in clips)
+        super().__init__(lambda: Transcriber(model, device).load(), "transcribe")

@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler
 
+from tamis.embeddings.clip_handler import ClipHandler
 from tamis.selectors.precision import normalize64, quantize
 from tamis.storage.errors import ModelError
 
@@ -98,25 +97,9 @@ class PhoneticEmbedder:
                 "content_hash": f"sha256:{digest.hexdigest()}", "normalized": True}
 
 
-class PhoneticHandler(ModelHandler[Sequence[np.ndarray], np.ndarray, PhoneticEmbedder]):
-    """Batches of clips (each a list of 16 kHz sample arrays) to their phonetic vectors."""
+class PhoneticHandler(ClipHandler):
+    """Batches of clips to their phonetic vectors, the model loaded once per worker."""
 
     def __init__(self, folder: str, layer: int | None = None, device: str = "cpu") -> None:
-        super().__init__(min_batch_size=1, max_batch_size=1)
-        self.folder, self.layer, self.device = folder, layer, device
-
-    def load_model(self) -> PhoneticEmbedder:
-        return PhoneticEmbedder(self.folder, self.layer, self.device).load()
-
-    def run_inference(self, batch: Sequence[Sequence[np.ndarray]], model: PhoneticEmbedder,
-                      inference_args: dict | None = None) -> Iterable[np.ndarray]:
-        return [model.encode(list(clips)) for clips in batch]
-
-    def get_metrics_namespace(self) -> str:
-        return "tamis_speech"
-
-    def get_num_bytes(self, batch: Any) -> int:
-        return sum(int(c.nbytes) for clips in batch for c in clips)
-
-    def share_model_across_processes(self) -> bool:
-        return self.device.startswith("cuda")
+        super().__init__(lambda: PhoneticEmbedder(folder, layer, device).load(),
+                         share_across_processes=device.startswith("cuda"))

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache
-from typing import Any
 
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler
 
+from tamis.embeddings.clip_handler import ClipHandler
 from tamis.selectors.precision import quantize
 from tamis.storage.errors import ModelError
 
@@ -85,22 +84,9 @@ class SpeakerEmbedder:
                 "normalized": True}
 
 
-class SpeakerHandler(ModelHandler[Sequence[np.ndarray], np.ndarray, SpeakerEmbedder]):
-    """Batches of clips (each a list of 16 kHz sample arrays) to their speaker vectors."""
+class SpeakerHandler(ClipHandler):
+    """Batches of clips to their speaker vectors, the encoder loaded once per worker."""
 
     def __init__(self, device: str = "cpu") -> None:
-        super().__init__(min_batch_size=1, max_batch_size=1)
-        self.device = device
-
-    def load_model(self) -> SpeakerEmbedder:
-        return SpeakerEmbedder(self.device).load()
-
-    def run_inference(self, batch: Sequence[Sequence[np.ndarray]], model: SpeakerEmbedder,
-                      inference_args: dict | None = None) -> Iterable[np.ndarray]:
-        return [model.encode(list(clips)) for clips in batch]
-
-    def get_metrics_namespace(self) -> str:
-        return "tamis_speech"
-
-    def get_num_bytes(self, batch: Any) -> int:
-        return sum(int(c.nbytes) for clips in batch for c in clips)
+        super().__init__(lambda: SpeakerEmbedder(device).load(),
+                         share_across_processes=device.startswith("cuda"))

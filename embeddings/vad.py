@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache
-from typing import Any
 
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler
 
+from tamis.embeddings.clip_handler import ClipHandler
 from tamis.selectors.precision import quantize
 from tamis.storage.errors import ModelError
 
@@ -84,22 +83,8 @@ class VoiceActivity:
                 "content_hash": content_hash()}
 
 
-class VoiceActivityHandler(ModelHandler[Sequence[np.ndarray], np.ndarray, VoiceActivity]):
-    """Batches of clips (each a list of 16 kHz sample arrays) to their speech ratios."""
+class VoiceActivityHandler(ClipHandler):
+    """Batches of clips to their speech shares."""
 
     def __init__(self, threshold: float = 0.5) -> None:
-        super().__init__(min_batch_size=1, max_batch_size=1)
-        self.threshold = threshold
-
-    def load_model(self) -> VoiceActivity:
-        return VoiceActivity(self.threshold).load()
-
-    def run_inference(self, batch: Sequence[Sequence[np.ndarray]], model: VoiceActivity,
-                      inference_args: dict | None = None) -> Iterable[np.ndarray]:
-        return [model.speech_ratio(list(clips)) for clips in batch]
-
-    def get_metrics_namespace(self) -> str:
-        return "tamis_speech"
-
-    def get_num_bytes(self, batch: Any) -> int:
-        return sum(int(c.nbytes) for clips in batch for c in clips)
+        super().__init__(lambda: VoiceActivity(threshold).load(), "speech_ratio")

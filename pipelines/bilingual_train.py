@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tamis.embeddings.classifiers import Ensemble, save_classifier
+from tamis.pipelines.quality_train import pick_negatives
 from tamis.selectors.bilingual import neutral_signals
 from tamis.selectors.features import FeatureLogistic
 from tamis.selectors.precision import quantize
@@ -24,7 +25,6 @@ from tamis.selectors.quality import (
     accuracy,
     auc,
     holdout_mask,
-    length_matched,
 )
 from tamis.selectors.signals import signals, stop_list
 from tamis.storage.errors import DataError
@@ -116,14 +116,8 @@ def train(negative_items: list, positive_items: list, spec: BilingualSpec) -> di
     """Choose the negatives, measure on the held-out split, train on everything, save."""
     positives = sorted(positive_items)
     candidates = sorted(negative_items)
-    n = spec.n_negatives or len(positives)
-    if spec.length_match and positives and candidates:
-        pick = length_matched(np.array([p[4] for p in positives]),
-                              np.array([c[4] for c in candidates]),
-                              [c[1] for c in candidates], n, spec.seed)
-        negatives = [candidates[i] for i in pick]
-    else:
-        negatives = candidates[:n]
+    negatives = pick_negatives(positives, candidates, spec.n_negatives or len(positives),
+                               spec.length_match, spec.seed)
     if not positives or not negatives:
         where = ("the negatives" if spec.negatives is not None
                  else f"the pool's rows identified as '{spec.base_language}'")

@@ -78,19 +78,25 @@ def score(model, spec: QualitySpec, examples: dict) -> np.ndarray:
     return model.score(examples[INPUTS[spec.classifier]])
 
 
+def pick_negatives(positives: list, candidates: list, n: int, length_match: bool,
+                   seed: int) -> list:
+    """``n`` of the candidate items (sorted by key): the first ones, or with ``length_match``
+    those whose lengths follow the positives'."""
+    if length_match and positives and candidates:
+        pick = length_matched(np.array([p[4] for p in positives]),
+                              np.array([c[4] for c in candidates]),
+                              [c[1] for c in candidates], n, seed)
+        return [candidates[i] for i in pick]
+    return candidates[:n]
+
+
 def train(pool: list, hq: list, spec: QualitySpec, pool_vectors=None,
            hq_vectors=None) -> dict:
     """Choose the negatives, measure on the held-out split, train on everything, save."""
     positives = _joined(hq if spec.needs_text else None, hq_vectors)
     candidates = _joined(pool if spec.needs_text else None, pool_vectors)
-    n = spec.negatives or len(positives)
-    if spec.length_match and positives and candidates:
-        pick = length_matched(np.array([p[4] for p in positives]),
-                              np.array([c[4] for c in candidates]),
-                              [c[1] for c in candidates], n, spec.seed)
-        negatives = [candidates[i] for i in pick]
-    else:
-        negatives = candidates[:n]
+    negatives = pick_negatives(positives, candidates, spec.negatives or len(positives),
+                               spec.length_match, spec.seed)
     if not positives or not negatives:
         raise DataError(f"quality needs positives and negatives, got {len(positives)} and "
                         f"{len(negatives)} (after rejecting empty and invalid texts"
